@@ -1,0 +1,168 @@
+"""The route table and the WSGI app that serves it, as an app or a filter.
+
+A request's path: ``TagsApp.__call__`` matches the raw path against
+``ROUTES`` (filter mode hands anything else to the next app), builds the
+context (401), answers 404/405, decodes the tag (400), rejects a body (400),
+then calls the handler in ``imagetags.handlers``, which checks policy and
+calls the driver. Errors become WebOb HTTP exceptions, whose bodies follow
+``Accept`` exactly as Glance's do.
+"""
+import logging
+import urllib.parse
+
+import routes
+import webob.exc
+
+from imagetags import context
+from imagetags import db
+from imagetags import handlers
+from imagetags import policy
+
+LOG = logging.getLogger(__name__)
+
+TAG_PATH = '/{version}/images/{image_id}/tags/{tag}'
+ROUTES = {
+    TAG_PATH: {'PUT': handlers.add_tag, 'DELETE': handlers.delete_tag},
+}
+# The version prefixes Glance accepts on the tag path.
+_VERSION = r'v2(\.(1[0-8]|[0-9]))?'
+_MAX_IMAGE_ID = 36
+
+NO_CONTENT_HEADERS = (('Content-Type', 'text/html; charset=UTF-8'),
+                      ('Content-Length', '0'))
+
+
+def make_map(declarations):
+    """One route per method, then a catch-all that answers 405."""
+    mapper = routes.Mapper()
+    for path, methods in declarations.items():
+        for method, handler in methods.items():
+            mapper.connect(path, handler=handler, requirements={
+                'version': _VERSION}, conditions={'method': [method]})
+        mapper.connect(path, handler=None, allow=', '.join(methods),
+                       requirements={'version': _VERSION})
+    return mapper
+
+
+class TagsApp:
+    """The tag API. With ``next_app`` it is a filter: other paths pass on."""
+
+    def __init__(self, conf, enforcer, driver, next_app=None):
+        self.conf = conf
+        self.enforcer = enforcer
+        self.driver = driver
+        self.next_app = next_app
+        self.mapper = make_map(ROUTES)
+
+    def match(self, environ):
+        """The route for the raw (latin-1, PEP 3333) path, or None.
+
+        Where the server passes the raw request URI, a tag segment holding
+        ``%2F`` addresses a tag that contains ``/``.
+        """
+        path = environ.get('PATH_INFO', '')
+        match = self.mapper.match(path)
+        if match is not None:
+            return match
+        raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
+        if not raw or '/tags/' not in path:
+            return None
+        segment = urllib.parse.urlsplit(raw).path.rpartition('/')[2]
+        if '%2f' not in segment.lower():
+            return None
+        tag = urllib.parse.unquote_to_bytes(segment).decode('latin-1')
+        if not path.endswith('/' + tag):
+            return None
+        match = self.mapper.match(path[:-len(tag)] + 'x')
+        if match is not None:
+            match['tag'] = tag
+        return match
+
+    def __call__(self, environ, start_response):
+        match = self.match(environ)
+        if match is None and self.next_app is not None:
+            return self.next_app(environ, start_response)
+        rid = None
+        try:
+            ctx = context.get(environ, self.conf.allow_anonymous_access)
+            rid = ctx.request_id
+            ctx.is_admin = self.enforcer.authorize(policy.IS_ADMIN, {}, ctx)
+            if match is None:
+                raise webob.exc.HTTPNotFound()
+            if match['handler'] is None:
+                raise webob.exc.HTTPMethodNotAllowed(
+                    headers=[('Allow', match['allow'])])
+            image_id = _decode(match['image_id'])
+            tag = _decode(match['tag'])
+            if any(c > '\uffff' for c in tag):
+                raise webob.exc.HTTPBadRequest(
+                    explanation="Param values can't contain 4 byte unicode.")
+            _reject_body(environ)
+            try:
+                if not (len(image_id) <= _MAX_IMAGE_ID and image_id.isascii()
+                        and image_id.isprintable()):
+                    raise db.ImageNotFound(image_id)
+                match['handler'](self, ctx, image_id, tag)
+            except db.ImageNotFound:
+                raise webob.exc.HTTPNotFound(
+                    explanation='Image %s not found.' % image_id)
+            except db.TagNotFound:
+                raise webob.exc.HTTPNotFound()
+            except db.TagLimitExceeded as e:
+                raise webob.exc.HTTPRequestEntityTooLarge(
+                    explanation='Image tag limit exceeded for image %s: The '
+                    'limit has been exceeded on the number of allowed image '
+                    'tags. Attempted: %d, Maximum: %d:'
+                    % (image_id, e.attempted, e.maximum))
+            except db.InvalidTag as e:
+                raise webob.exc.HTTPBadRequest(explanation=str(e))
+            except db.Unavailable:
+                raise webob.exc.HTTPServiceUnavailable(
+                    explanation='The database is unavailable or busy; try '
+                    'again later.',
+                    headers=[('Retry-After', str(self.conf.imagetags
+                                                 .retry_after))])
+        except webob.exc.HTTPException as exc:
+            if rid is not None:
+                exc.headers['X-Openstack-Request-Id'] = rid
+            return exc(environ, start_response)
+        except Exception:
+            LOG.exception('Unexpected error in %s %s',
+                          environ.get('REQUEST_METHOD'),
+                          environ.get('PATH_INFO'))
+            exc = webob.exc.HTTPInternalServerError()
+            if rid is not None:
+                exc.headers['X-Openstack-Request-Id'] = rid
+            return exc(environ, start_response)
+        start_response('204 No Content',
+                       [*NO_CONTENT_HEADERS, ('X-Openstack-Request-Id', rid)])
+        return []
+
+
+def _decode(value):
+    """UTF-8 decoding of a PEP 3333 (latin-1) path value; 400 if invalid.
+
+    A value holding characters past U+00FF was already decoded by the
+    server (e.g. httpx's WSGI transport) and is used as it is.
+    """
+    try:
+        raw = value.encode('latin-1')
+    except UnicodeEncodeError:
+        return value
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError:
+        raise webob.exc.HTTPBadRequest(
+            explanation='The request path is not valid UTF-8.')
+
+
+def _reject_body(environ):
+    """Glance's body_reject: 400 for any body; bad lengths are 400 too."""
+    length = environ.get('CONTENT_LENGTH') or '0'
+    if not (length.isascii() and length.isdigit()):
+        raise webob.exc.HTTPBadRequest(
+            explanation='Invalid Content-Length: %r' % length)
+    if int(length) > 0 or ('HTTP_TRANSFER_ENCODING' in environ
+                           and environ['REQUEST_METHOD'] == 'PUT'):
+        raise webob.exc.HTTPBadRequest(
+            explanation='A body is not expected with this request.')

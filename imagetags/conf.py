@@ -1,0 +1,69 @@
+"""Configuration options, declared once and listed for oslo-config-generator.
+
+The quota and anonymous-access options keep Glance's names and group, so that
+a filter pointed at ``glance-api.conf`` honours the operator's Glance values.
+"""
+from oslo_config import cfg
+from oslo_db import options as db_options
+from oslo_policy import opts as policy_opts
+
+DEFAULT_OPTS = [
+    cfg.IntOpt('image_tag_quota', default=128,
+               help='Maximum number of tags allowed on an image. Any negative '
+                    'value is interpreted as unlimited. Same option and '
+                    'meaning as in Glance.'),
+    cfg.BoolOpt('allow_anonymous_access', default=False,
+                help='Give requests without a confirmed identity a read-only '
+                     'anonymous context (so tag changes answer 403) instead '
+                     'of answering 401. Same option as in Glance.'),
+    cfg.StrOpt('state_path', default='/var/lib/imagetags',
+               help='Directory for the embedded SQLite database.'),
+]
+
+IMAGETAGS_OPTS = [
+    cfg.StrOpt('driver', default='sql',
+               help='Database driver, by its name in the "imagetags.driver" '
+                    'entry point group: "sql" (SQLite, MariaDB/MySQL, '
+                    'PostgreSQL through oslo.db) or "memory" (in-process, '
+                    'for development and tests).'),
+    cfg.IntOpt('db_retries', default=10, min=0,
+               help='How many times a tag change is retried when the '
+                    'database reports lock contention (SQLite busy, '
+                    'deadlock, Galera certification failure, serialization '
+                    'failure) before the request answers 503.'),
+    cfg.IntOpt('retry_after', default=1, min=0,
+               help='Seconds sent in the Retry-After header of a 503 '
+                    'answer when the database is unavailable or busy.'),
+]
+
+imagetags_group = cfg.OptGroup('imagetags', title='imagetags options')
+
+
+def register_opts(conf):
+    conf.register_opts(DEFAULT_OPTS)
+    conf.register_opts(IMAGETAGS_OPTS, group=imagetags_group)
+    set_lib_defaults(conf)
+
+
+def set_lib_defaults(conf=cfg.CONF):
+    """Library defaults: the embedded SQLite database and policy.yaml."""
+    db_options.set_defaults(
+        conf, connection='sqlite:///$state_path/imagetags.sqlite')
+    policy_opts.set_defaults(conf, policy_file='policy.yaml')
+
+
+def list_opts():
+    return [(None, DEFAULT_OPTS), (imagetags_group, IMAGETAGS_OPTS)]
+
+
+def load(config_files=(), project='imagetags'):
+    """A fresh ConfigOpts with every option registered and files parsed.
+
+    With no files, oslo.config searches the usual places for the project
+    (``/etc/imagetags/imagetags.conf`` and friends).
+    """
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf([], project=project,
+         default_config_files=list(config_files) or None)
+    return conf

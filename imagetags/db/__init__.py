@@ -1,0 +1,92 @@
+"""The driver interface: the only thing handlers know about storage.
+
+A driver is built once per app as ``Driver(conf)`` and must be safe to call
+from many threads. Every driver passes ``imagetags.tests.contract``.
+
+Images are dicts with Glance's columns: ``id``, ``name``, ``status``,
+``visibility``, ``protected``, ``os_hidden``, ``owner``, ``min_disk``,
+``min_ram``, ``disk_format``, ``container_format``, ``size``,
+``virtual_size``, ``checksum``, ``created_at``, ``updated_at``; plus
+``member``: the caller's project when the image is ``shared``, the caller does
+not own it and the caller's project has a membership row (of any status),
+else None.
+
+Visibility follows Glance: an admin context sees every image that is not
+deleted; others see images they own, ``public`` and ``community`` ones, images
+with no owner, and ``shared`` ones their project is a member of. Anything else,
+deleted or unknown is ``ImageNotFound``.
+
+A tag change is atomic: the image is looked up, ``check(image)`` (the policy
+decision, which may raise) is called, and the tag is changed, all in one
+transaction serialised against other writers of the same image. Tags are exact
+strings: case-sensitive, never trimmed or normalised.
+"""
+import stevedore
+
+
+class ImageNotFound(Exception):
+    """Unknown, deleted or invisible to the caller."""
+
+
+class TagNotFound(Exception):
+    pass
+
+
+class TagLimitExceeded(Exception):
+    def __init__(self, attempted, maximum):
+        super().__init__(attempted, maximum)
+        self.attempted = attempted
+        self.maximum = maximum
+
+
+class InvalidTag(Exception):
+    """The tag cannot be stored by this backend (e.g. NUL on PostgreSQL)."""
+
+
+class Unavailable(Exception):
+    """The database is down, or stayed busy past the retries."""
+
+
+class Driver:
+    def __init__(self, conf):
+        self.conf = conf
+
+    def add_tag(self, ctx, image_id, tag, quota, check):
+        """Add ``tag``; return False (and change nothing) if already there.
+
+        ``quota`` is the most live tags the image may end with (negative: no
+        limit); it is counted inside the transaction and applies only when
+        the tag is new: ``TagLimitExceeded(count + 1, quota)``. A new tag
+        bumps ``images.updated_at``.
+        """
+        raise NotImplementedError
+
+    def delete_tag(self, ctx, image_id, tag, check):
+        """Remove every live copy of ``tag``, or raise ``TagNotFound``."""
+        raise NotImplementedError
+
+    def show_image(self, image_id):
+        """The live image with its ``tags`` (oldest first), or None.
+
+        No visibility check: for tests and ``imagetags-manage``.
+        """
+        raise NotImplementedError
+
+    def create_image(self, image_id, owner, visibility='shared',
+                     status='active', name=None, protected=False,
+                     members=()):
+        """Store an image record (tests, ``imagetags-manage image create``).
+
+        ``members`` is a list of (project, status) pairs.
+        """
+        raise NotImplementedError
+
+    def delete_image(self, image_id):
+        """Soft-delete the image and its tags, as Glance does."""
+        raise NotImplementedError
+
+
+def load_driver(conf):
+    return stevedore.driver.DriverManager(
+        'imagetags.driver', conf.imagetags.driver, invoke_on_load=True,
+        invoke_args=(conf,)).driver

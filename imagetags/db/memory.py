@@ -1,0 +1,91 @@
+"""In-memory driver: Glance's visibility rules and quota, one lock."""
+import datetime
+import threading
+
+from imagetags import db
+
+
+def visible(image, ctx, members):
+    """Glance's is_image_visible, and the caller's ``member`` value."""
+    member = None
+    if (image['visibility'] == 'shared' and ctx.project_id is not None
+            and image['owner'] != ctx.project_id
+            and ctx.project_id in members):
+        member = ctx.project_id
+    ok = (ctx.is_admin or image['owner'] is None
+          or image['visibility'] in ('public', 'community')
+          or (ctx.project_id is not None and image['owner'] == ctx.project_id)
+          or member is not None)
+    return ok, member
+
+
+class MemoryDriver(db.Driver):
+    def __init__(self, conf):
+        super().__init__(conf)
+        self._lock = threading.Lock()
+        self._images = {}    # id -> image dict
+        self._members = {}   # id -> {project: status}
+        self._tags = {}      # id -> list of tags, oldest first
+
+    def _get(self, ctx, image_id, check):
+        image = self._images.get(image_id)
+        if image is None:
+            raise db.ImageNotFound(image_id)
+        ok, member = visible(image, ctx, self._members[image_id])
+        if not ok:
+            raise db.ImageNotFound(image_id)
+        image = dict(image, member=member)
+        check(image)
+        return self._tags[image_id]
+
+    def _touch(self, image_id):
+        self._images[image_id]['updated_at'] = _now()
+
+    def add_tag(self, ctx, image_id, tag, quota, check):
+        with self._lock:
+            tags = self._get(ctx, image_id, check)
+            if tag in tags:
+                return False
+            if 0 <= quota < len(tags) + 1:
+                raise db.TagLimitExceeded(len(tags) + 1, quota)
+            tags.append(tag)
+            self._touch(image_id)
+            return True
+
+    def delete_tag(self, ctx, image_id, tag, check):
+        with self._lock:
+            tags = self._get(ctx, image_id, check)
+            if tag not in tags:
+                raise db.TagNotFound(tag)
+            tags.remove(tag)
+            self._touch(image_id)
+
+    def show_image(self, image_id):
+        with self._lock:
+            if image_id not in self._images:
+                return None
+            return dict(self._images[image_id],
+                        tags=list(self._tags[image_id]))
+
+    def create_image(self, image_id, owner, visibility='shared',
+                     status='active', name=None, protected=False,
+                     members=()):
+        now = _now()
+        with self._lock:
+            self._images[image_id] = dict(
+                id=image_id, name=name, status=status, visibility=visibility,
+                protected=protected, os_hidden=False, owner=owner,
+                min_disk=0, min_ram=0, disk_format=None,
+                container_format=None, size=None, virtual_size=None,
+                checksum=None, created_at=now, updated_at=now)
+            self._members[image_id] = dict(members)
+            self._tags[image_id] = []
+
+    def delete_image(self, image_id):
+        with self._lock:
+            self._images.pop(image_id, None)
+            self._tags.pop(image_id, None)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

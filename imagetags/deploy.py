@@ -1,0 +1,83 @@
+"""Paste factories: the app, the filter, the context filter and the root.
+
+Configuration comes from the paste section's ``oslo_config_file`` (one or
+more paths, comma separated) or ``oslo_config_project``; each factory call
+builds its own ConfigOpts, so differently configured apps share a process.
+"""
+import json
+
+import webob
+import webob.exc
+
+from imagetags import app
+from imagetags import conf as it_conf
+from imagetags import context
+from imagetags import db
+from imagetags import policy
+
+VERSIONS = ['v2.%d' % n for n in range(18, -1, -1)]
+
+
+def load_conf(global_conf, local_conf):
+    settings = dict(global_conf, **local_conf)
+    files = [f.strip() for f in settings.get('oslo_config_file', '').split(',')
+             if f.strip()]
+    return it_conf.load(files, settings.get('oslo_config_project',
+                                            'imagetags'))
+
+
+def build(conf, next_app=None):
+    return app.TagsApp(conf, policy.make_enforcer(conf),
+                       db.load_driver(conf), next_app)
+
+
+def app_factory(global_conf, **local_conf):
+    return build(load_conf(global_conf, local_conf))
+
+
+def filter_factory(global_conf, **local_conf):
+    conf = load_conf(global_conf, local_conf)
+    return lambda next_app: build(conf, next_app)
+
+
+def context_filter_factory(global_conf, **local_conf):
+    allow = load_conf(global_conf, local_conf).allow_anonymous_access
+    return lambda next_app: context.ContextMiddleware(next_app, allow)
+
+
+def root_factory(loader, global_conf, **local_conf):
+    """``[composite:main]``: versions and healthcheck, then the pipeline."""
+    health = local_conf.get('healthcheck')
+    return Root(loader.get_app(local_conf['api'], global_conf=global_conf),
+                health and loader.get_app(health, global_conf=global_conf))
+
+
+class Root:
+    """Version discovery (``GET /`` 300, ``GET /versions`` 200) and
+    ``/healthcheck`` without authentication, as Glance; the rest to ``api``.
+    """
+
+    def __init__(self, api, healthcheck=None):
+        self.api = api
+        self.healthcheck = healthcheck
+
+    def __call__(self, environ, start_response):
+        path = environ.get('PATH_INFO', '')
+        if self.healthcheck is not None and path == '/healthcheck':
+            return self.healthcheck(environ, start_response)
+        if path in ('', '/', '/versions') and environ['REQUEST_METHOD'] in (
+                'GET', 'HEAD'):
+            return self.versions(environ, start_response, path)
+        return self.api(environ, start_response)
+
+    def versions(self, environ, start_response, path):
+        req = webob.Request(environ)
+        href = req.application_url + '/v2/'
+        doc = {'versions': [
+            {'id': v, 'status': 'CURRENT' if v == VERSIONS[0] else
+             'SUPPORTED', 'links': [{'rel': 'self', 'href': href}]}
+            for v in VERSIONS]}
+        resp = webob.Response(json.dumps(doc), content_type='application/json',
+                              charset='UTF-8',
+                              status=200 if path == '/versions' else 300)
+        return resp(environ, start_response)

@@ -1,0 +1,98 @@
+"""Policy rules (Glance-compatible names and defaults) and their use.
+
+``modify_image``/``get_image`` keep Glance's names and check strings, so an
+operator's Glance policy.yaml works unchanged; ``add_image_tag`` and
+``delete_image_tag`` let tag changes alone be delegated or restricted.
+"""
+from oslo_config import cfg
+from oslo_policy import policy
+import webob.exc
+
+ADMIN = 'role:admin'
+ADD_TAG = 'add_image_tag'
+DELETE_TAG = 'delete_image_tag'
+GET_IMAGE = 'get_image'
+MODIFY_IMAGE = 'modify_image'
+IS_ADMIN = 'context_is_admin'
+
+FORBIDDEN_MSG = 'You are not authorized to complete modify_image action.'
+_TAG_PATH = '/v2/images/{image_id}/tags/{tag}'
+
+
+def list_rules():
+    return [
+        policy.RuleDefault(IS_ADMIN, ADMIN,
+                           description='Defines the rule for the is_admin:True '
+                                       'check.'),
+        policy.RuleDefault('default', '', description='Defines the default '
+                                                      'rule used for policies '
+                                                      'that historically had '
+                                                      'an empty policy in '
+                                                      'the supplied '
+                                                      'policy.json file.'),
+        policy.DocumentedRuleDefault(
+            GET_IMAGE,
+            'rule:context_is_admin or (role:reader and '
+            '(project_id:%(project_id)s or project_id:%(member_id)s or '
+            "'community':%(visibility)s or 'public':%(visibility)s or "
+            "'shared':%(visibility)s))",
+            'Get specified image. A caller who fails it is told 404, not '
+            '403, when a tag change is refused.',
+            [{'path': '/v2/images/{image_id}', 'method': 'GET'}],
+            scope_types=['project']),
+        policy.DocumentedRuleDefault(
+            MODIFY_IMAGE,
+            'rule:context_is_admin or (role:member and '
+            'project_id:%(project_id)s)',
+            'Updates given image.',
+            [{'path': '/v2/images/{image_id}', 'method': 'PATCH'}],
+            scope_types=['project']),
+        policy.DocumentedRuleDefault(
+            ADD_TAG, 'rule:modify_image',
+            'Add a tag to an image. The target also carries "tag".',
+            [{'path': _TAG_PATH, 'method': 'PUT'}],
+            scope_types=['project']),
+        policy.DocumentedRuleDefault(
+            DELETE_TAG, 'rule:modify_image',
+            'Delete a tag from an image. The target also carries "tag".',
+            [{'path': _TAG_PATH, 'method': 'DELETE'}],
+            scope_types=['project']),
+    ]
+
+
+def make_enforcer(conf):
+    """An enforcer with the in-code defaults and the operator's file loaded.
+
+    Loading here makes a policy file that cannot be parsed fail at start-up.
+    """
+    enforcer = policy.Enforcer(conf)
+    enforcer.register_defaults(list_rules())
+    enforcer.load_rules()
+    return enforcer
+
+
+def get_enforcer():
+    """For the oslopolicy-* command line tools only."""
+    from imagetags import conf as it_conf
+    conf = cfg.ConfigOpts()
+    it_conf.register_opts(conf)
+    conf([], project='imagetags')
+    return make_enforcer(conf)
+
+
+def target(image, tag):
+    """Glance's ImageTarget keys for an image record, plus the tag."""
+    t = dict(image)
+    t.update(image_id=image['id'], project_id=image['owner'],
+             member_id=image['member'], tag=tag)
+    return t
+
+
+def authorize(enforcer, ctx, action, image, tag):
+    """Raise 403, or a bare 404 when the caller may not even read the image."""
+    t = target(image, tag)
+    if enforcer.authorize(action, t, ctx):
+        return
+    if enforcer.authorize(GET_IMAGE, t, ctx):
+        raise webob.exc.HTTPForbidden(explanation=FORBIDDEN_MSG)
+    raise webob.exc.HTTPNotFound()

@@ -61,7 +61,7 @@ class TagsApp:
         ``%2F`` addresses a tag that contains ``/``.
         """
         path = environ.get('PATH_INFO', '')
-        match = self.mapper.match(path)
+        match = self.mapper.match(path, environ)
         if match is not None:
             return match
         raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
@@ -73,7 +73,7 @@ class TagsApp:
         tag = urllib.parse.unquote_to_bytes(segment).decode('latin-1')
         if not path.endswith('/' + tag):
             return None
-        match = self.mapper.match(path[:-len(tag)] + 'x')
+        match = self.mapper.match(path[:-len(tag)] + 'x', environ)
         if match is not None:
             match['tag'] = tag
         return match

@@ -86,6 +86,24 @@ class Driver:
         raise NotImplementedError
 
 
+def visible(image, ctx, is_member):
+    """The image with the caller's ``member`` set, if the caller may see it.
+
+    Glance's rules; ``is_member``: the caller's project has a membership row
+    for the image. Raises ImageNotFound otherwise.
+    """
+    project = ctx.project_id
+    member = project if (image['visibility'] == 'shared' and is_member
+                         and project is not None
+                         and image['owner'] != project) else None
+    if not (ctx.is_admin or image['owner'] is None
+            or image['visibility'] in ('public', 'community')
+            or (project is not None and image['owner'] == project)
+            or member is not None):
+        raise ImageNotFound(image['id'])
+    return dict(image, member=member)
+
+
 def load_driver(conf):
     return stevedore.driver.DriverManager(
         'imagetags.driver', conf.imagetags.driver, invoke_on_load=True,

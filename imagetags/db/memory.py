@@ -5,20 +5,6 @@ import threading
 from imagetags import db
 
 
-def visible(image, ctx, members):
-    """Glance's is_image_visible, and the caller's ``member`` value."""
-    member = None
-    if (image['visibility'] == 'shared' and ctx.project_id is not None
-            and image['owner'] != ctx.project_id
-            and ctx.project_id in members):
-        member = ctx.project_id
-    ok = (ctx.is_admin or image['owner'] is None
-          or image['visibility'] in ('public', 'community')
-          or (ctx.project_id is not None and image['owner'] == ctx.project_id)
-          or member is not None)
-    return ok, member
-
-
 class MemoryDriver(db.Driver):
     def __init__(self, conf):
         super().__init__(conf)
@@ -31,10 +17,7 @@ class MemoryDriver(db.Driver):
         image = self._images.get(image_id)
         if image is None:
             raise db.ImageNotFound(image_id)
-        ok, member = visible(image, ctx, self._members[image_id])
-        if not ok:
-            raise db.ImageNotFound(image_id)
-        image = dict(image, member=member)
+        image = db.visible(image, ctx, ctx.project_id in self._members[image_id])
         check(image)
         return self._tags[image_id]
 

@@ -19,6 +19,7 @@ retries the request answers 503.
 """
 import datetime
 import logging
+import os
 
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
@@ -73,6 +74,11 @@ class _NoChange(Exception):
 class SQLDriver(db.Driver):
     def __init__(self, conf):
         super().__init__(conf)
+        url = sa.engine.make_url(conf.database.connection)
+        if url.get_backend_name() == 'sqlite' and url.database:
+            # The embedded default: make its state directory.
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)),
+                        exist_ok=True)
         self._tm = enginefacade.transaction_context()
         self._tm.configure(**dict(conf.database.items()))
         self.engine = self._tm.writer.get_engine()

@@ -275,8 +275,6 @@ class GlanceServer(fixtures.Fixture):
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 pass_fds=(sock.fileno(),), start_new_session=True)
         self.addCleanup(self._stop)
-        self.addDetail('gunicorn-log', fixtures.content.content_from_file(
-            self.log_path, buffer_now=False))
         self._wait()
 
     def _wait(self):

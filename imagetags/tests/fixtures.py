@@ -1,0 +1,195 @@
+"""Test fixtures: configuration, real databases, real paste apps and servers.
+
+Databases are real: SQLite always; MariaDB and PostgreSQL where reachable
+(``IMAGETAGS_TEST_MYSQL_URL`` / ``IMAGETAGS_TEST_PG_URL`` override the local
+defaults), each test getting a database of its own that is dropped after.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import fixtures
+from paste import deploy
+import sqlalchemy as sa
+import testtools
+
+from imagetags import conf as it_conf
+from imagetags.db.sql import migration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+PASTE_INI = os.path.join(ROOT, 'etc', 'imagetags', 'api-paste.ini')
+SERVER_URLS = {
+    'mysql': os.environ.get('IMAGETAGS_TEST_MYSQL_URL',
+                            'mysql+pymysql://root@127.0.0.1:3306/test'),
+    'postgresql': os.environ.get(
+        'IMAGETAGS_TEST_PG_URL',
+        'postgresql+psycopg2://postgres@127.0.0.1:5432/test'),
+}
+_unreachable = {}
+
+
+def server_url(backend):
+    """A new empty database on the server, or skip (with why) if there is none.
+
+    Returns (url, drop) where drop() removes the database.
+    """
+    if backend in _unreachable:
+        raise testtools.TestCase.skipException(_unreachable[backend])
+    admin_url = sa.engine.make_url(SERVER_URLS[backend])
+    name = 'it_' + uuid.uuid4().hex[:12]
+    engine = sa.create_engine(admin_url, isolation_level='AUTOCOMMIT',
+                              poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text('CREATE DATABASE ' + name))
+    except sa.exc.OperationalError as e:
+        _unreachable[backend] = '%s not reachable at %s: %s' % (
+            backend, admin_url.render_as_string(hide_password=True),
+            str(e.orig).splitlines()[0])
+        raise testtools.TestCase.skipException(_unreachable[backend])
+
+    def drop():
+        with engine.connect() as conn:
+            if backend == 'postgresql':
+                conn.execute(sa.text(
+                    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
+                    "WHERE datname = '%s' AND pid <> pg_backend_pid()" % name))
+            conn.execute(sa.text('DROP DATABASE IF EXISTS ' + name))
+        engine.dispose()
+    return admin_url.set(database=name).render_as_string(
+        hide_password=False), drop
+
+
+class Database(fixtures.Fixture):
+    """``backend``: memory, sqlite, mysql or postgresql; ``.url``, ``.options``.
+
+    SQL databases get the schema from the migrations (as ``db sync`` does)
+    unless ``schema=False``.
+    """
+
+    def __init__(self, backend, schema=True):
+        super().__init__()
+        self.backend = backend
+        self.schema = schema
+
+    def _setUp(self):
+        self.url = None
+        if self.backend == 'memory':
+            self.options = {'imagetags': {'driver': 'memory'}}
+            return
+        if self.backend == 'sqlite':
+            path = self.useFixture(fixtures.TempDir()).path
+            self.url = 'sqlite:///%s/imagetags.sqlite' % path
+        else:
+            self.url, drop = server_url(self.backend)
+            self.addCleanup(drop)
+        self.options = {'imagetags': {'driver': 'sql'},
+                        'database': {'connection': self.url}}
+        if self.schema:
+            engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+            migration.upgrade(engine)
+            engine.dispose()
+
+
+class ConfigDir(fixtures.Fixture):
+    """A config directory: ``imagetags.conf`` from ``options`` (group ->
+    {name: value}) next to a copy of ``etc/imagetags/api-paste.ini``
+    (or ``paste``, an ini text)."""
+
+    def __init__(self, options, paste=None):
+        super().__init__()
+        self.options = options
+        self.paste = paste
+
+    def _setUp(self):
+        self.path = self.useFixture(fixtures.TempDir()).path
+        self.conf_file = os.path.join(self.path, 'imagetags.conf')
+        self.paste_file = os.path.join(self.path, 'api-paste.ini')
+        with open(self.conf_file, 'w') as f:
+            for group, values in self.options.items():
+                f.write('[%s]\n' % group)
+                for name, value in values.items():
+                    f.write('%s = %s\n' % (name, value))
+        if self.paste is None:
+            shutil.copy(PASTE_INI, self.paste_file)
+        else:
+            with open(self.paste_file, 'w') as f:
+                f.write(self.paste)
+
+    def conf(self):
+        return it_conf.load([self.conf_file])
+
+    def loadapp(self, name='noauth'):
+        return deploy.loadapp('config:' + self.paste_file, name=name,
+                              global_conf={'oslo_config_file': self.conf_file})
+
+
+def merge(*option_dicts):
+    merged = {}
+    for options in option_dicts:
+        for group, values in options.items():
+            merged.setdefault(group, {}).update(values)
+    return merged
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn(fixtures.Fixture):
+    """gunicorn serving ``imagetags.wsgi:application`` (or ``app``) from a
+    ConfigDir on 127.0.0.1; ``.url``. Stopped at cleanup."""
+
+    def __init__(self, config_dir, pipeline='noauth', workers=4,
+                 app='imagetags.wsgi:application', extra_args=()):
+        super().__init__()
+        self.config_dir = config_dir
+        self.pipeline = pipeline
+        self.workers = workers
+        self.app = app
+        self.extra_args = list(extra_args)
+
+    def _setUp(self):
+        port = free_port()
+        self.url = 'http://127.0.0.1:%d' % port
+        env = dict(os.environ, IMAGETAGS_CONFIG_DIR=self.config_dir.path,
+                   IMAGETAGS_PIPELINE=self.pipeline)
+        self.log = os.path.join(self.config_dir.path, 'gunicorn.log')
+        self.proc = subprocess.Popen(
+            [sys.executable, '-m', 'gunicorn', '--bind', '127.0.0.1:%d' % port,
+             '--workers', str(self.workers), '--error-logfile', self.log,
+             *self.extra_args, self.app],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self._stop)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('gunicorn exited: %s' % self._log_text())
+            try:
+                socket.create_connection(('127.0.0.1', port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError('gunicorn did not start: %s' % self._log_text())
+
+    def _log_text(self):
+        try:
+            with open(self.log) as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ''
+
+    def _stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,289 @@
+"""The driver contract: every driver, every backend, the same tests."""
+import datetime
+import threading
+
+from oslo_context import context
+import sqlalchemy as sa
+import testtools
+
+from imagetags import db
+from imagetags.db.sql import migration
+from imagetags.db.sql import models
+from imagetags.tests import fixtures as it_fixtures
+
+OWNER, OTHER, MEMBER, PENDING = 'p-owner', 'p-other', 'p-member', 'p-pending'
+YEAR = datetime.timedelta(days=365)
+
+
+def ctx(project, admin=False):
+    return context.RequestContext(project_id=project, is_admin=admin,
+                                  overwrite=False)
+
+
+def allow(image):
+    allow.seen = image
+
+
+class DriverContract:
+    backend = None
+
+    def setUp(self):
+        super().setUp()
+        database = self.useFixture(it_fixtures.Database(self.backend))
+        self.conf_dir = self.useFixture(it_fixtures.ConfigDir(
+            database.options))
+        self.driver = db.load_driver(self.conf_dir.conf())
+        self.image = 'img-private'
+        for visibility in ('private', 'public', 'shared', 'community'):
+            self.driver.create_image(
+                'img-' + visibility, OWNER, visibility,
+                members=[(MEMBER, 'accepted'), (PENDING, 'pending')])
+
+    def add(self, tag, image=None, quota=128, project=OWNER, admin=False):
+        return self.driver.add_tag(ctx(project, admin), image or self.image,
+                                   tag, quota, allow)
+
+    def delete(self, tag, image=None, project=OWNER, admin=False):
+        return self.driver.delete_tag(ctx(project, admin),
+                                      image or self.image, tag, allow)
+
+    def tags(self, image=None):
+        return self.driver.show_image(image or self.image)['tags']
+
+    def test_add_then_delete(self):
+        self.assertTrue(self.add('tag1'))
+        self.assertEqual(['tag1'], self.tags())
+        self.assertFalse(self.add('tag1'))
+        self.assertEqual(['tag1'], self.tags())
+        self.delete('tag1')
+        self.assertEqual([], self.tags())
+        self.assertRaises(db.TagNotFound, self.delete, 'tag1')
+
+    def test_tags_are_exact_strings(self):
+        forms = ['Foo', 'foo', 'FOO', 'foo ', ' foo', 'fóo', 'é', 'e\u0301',
+                 'タグ', ' ', '%', 'a,b', 'a;b', 'a+b', '.', '..', 'a\nb',
+                 'a\tb', "'; DROP TABLE image_tags; --", 'k:v=1']
+        for tag in forms:
+            self.assertTrue(self.add(tag), tag)
+        self.assertEqual(forms, self.tags())
+        self.assertRaises(db.TagNotFound, self.delete, 'fOo')
+        self.assertRaises(db.TagNotFound, self.delete, 'foo  ')
+        for tag in forms:
+            self.delete(tag)
+        self.assertEqual([], self.tags())
+
+    def test_255_characters_of_three_bytes(self):
+        tag = '\u30bf' * 255
+        self.assertTrue(self.add(tag))
+        self.assertEqual([tag], self.tags())
+
+    def test_nul(self):
+        if self.backend == 'postgresql':
+            self.assertRaises(db.InvalidTag, self.add, 'a\x00b')
+            self.assertEqual([], self.tags())
+            self.assertRaises(db.TagNotFound, self.delete, 'a\x00b')
+        else:
+            self.assertTrue(self.add('a\x00b'))
+            self.assertEqual(['a\x00b'], self.tags())
+            self.delete('a\x00b')
+
+    def test_quota(self):
+        for tag in ('a', 'b', 'c'):
+            self.assertTrue(self.add(tag, quota=3))
+        e = self.assertRaises(db.TagLimitExceeded, self.add, 'd', quota=3)
+        self.assertEqual((4, 3), (e.attempted, e.maximum))
+        self.assertFalse(self.add('c', quota=3))
+        # Over a lowered quota: existing tags stay a no-op, deletes work.
+        self.assertFalse(self.add('c', quota=1))
+        self.assertRaises(db.TagLimitExceeded, self.add, 'd', quota=0)
+        self.delete('a')
+        self.assertTrue(self.add('d', quota=3))
+        self.assertTrue(self.add('e', quota=-1))
+        self.assertEqual(['b', 'c', 'd', 'e'], self.tags())
+
+    def test_visibility(self):
+        # (project, admin) -> images it can see, with its member value.
+        expect = {
+            (OWNER, False): {'private', 'public', 'shared', 'community'},
+            (OTHER, False): {'public', 'community'},
+            (MEMBER, False): {'public', 'shared', 'community'},
+            (PENDING, False): {'public', 'shared', 'community'},
+            (None, False): {'public', 'community'},
+            (OTHER, True): {'private', 'public', 'shared', 'community'},
+        }
+        for (project, admin), seen in sorted(expect.items(), key=str):
+            for visibility in ('private', 'public', 'shared', 'community'):
+                image = 'img-' + visibility
+                allow.seen = None
+                if visibility in seen:
+                    self.assertTrue(self.add('t', image, project=project,
+                                             admin=admin))
+                    self.assertEqual(image, allow.seen['id'])
+                    self.assertEqual(OWNER, allow.seen['owner'])
+                    self.assertEqual(visibility, allow.seen['visibility'])
+                    member = (project if visibility == 'shared' and
+                              project in (MEMBER, PENDING) else None)
+                    self.assertEqual(member, allow.seen['member'])
+                    self.delete('t', image, project=project, admin=admin)
+                else:
+                    self.assertRaises(db.ImageNotFound, self.add, 't', image,
+                                      project=project, admin=admin)
+                    self.assertRaises(db.ImageNotFound, self.delete, 't',
+                                      image, project=project, admin=admin)
+                    self.assertIsNone(allow.seen)
+
+    def test_deleted_and_unknown_images(self):
+        self.add('t')
+        self.driver.delete_image(self.image)
+        for admin in (False, True):
+            self.assertRaises(db.ImageNotFound, self.add, 'u', admin=admin)
+            self.assertRaises(db.ImageNotFound, self.delete, 't', admin=admin)
+        self.assertRaises(db.ImageNotFound, self.add, 't', image='nope')
+        self.assertRaises(db.ImageNotFound, self.add, 't',
+                          image=self.image.upper())
+        self.assertRaises(db.ImageNotFound, self.add, 't',
+                          image=self.image + ' ')
+
+    def test_check_refusal_changes_nothing(self):
+        self.add('keep')
+        before = self.driver.show_image(self.image)['updated_at']
+
+        def refuse(image):
+            raise RuntimeError('no')
+        self.assertRaises(RuntimeError, self.driver.add_tag, ctx(OWNER),
+                          self.image, 'new', 128, refuse)
+        self.assertRaises(RuntimeError, self.driver.delete_tag, ctx(OWNER),
+                          self.image, 'keep', refuse)
+        image = self.driver.show_image(self.image)
+        self.assertEqual(['keep'], image['tags'])
+        self.assertEqual(before, image['updated_at'])
+
+    def age_image(self):
+        """Set updated_at a year back (MySQL keeps whole seconds only)."""
+        self.driver._images[self.image]['updated_at'] -= YEAR
+
+    def test_updated_at_only_on_change(self):
+        def updated():
+            return self.driver.show_image(self.image)['updated_at']
+        self.age_image()
+        t0 = updated()
+        self.add('t')
+        t1 = updated()
+        self.assertGreater(t1, t0)
+        self.age_image()
+        t1 = updated()
+        self.assertFalse(self.add('t'))
+        self.assertRaises(db.TagNotFound, self.delete, 'absent')
+        self.assertRaises(db.TagLimitExceeded, self.add, 'u', quota=1)
+        self.assertEqual(t1, updated())
+        self.delete('t')
+        self.assertGreater(updated(), t1)
+
+    def test_threads_lose_nothing(self):
+        errors = []
+
+        def work(n):
+            try:
+                self.add('t%02d' % n, quota=-1)
+            except Exception as e:  # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=work, args=(n,))
+                   for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([], errors)
+        self.assertEqual(sorted('t%02d' % n for n in range(16)),
+                         sorted(self.tags()))
+
+
+class SQLOnly:
+    def engine(self):
+        return self.driver.engine
+
+    def age_image(self):
+        i = models.images
+        old = self.driver.show_image(self.image)['updated_at'] - YEAR
+        with self.engine().begin() as conn:
+            conn.execute(i.update().where(i.c.id == self.image).values(
+                updated_at=old))
+
+    def rows(self):
+        t = models.image_tags
+        with self.engine().connect() as conn:
+            return conn.execute(sa.select(t.c.value, t.c.deleted,
+                                          t.c.deleted_at)
+                                .where(t.c.image_id == self.image)
+                                .order_by(t.c.id)).all()
+
+    def test_soft_delete_as_glance(self):
+        self.add('t')
+        self.delete('t')
+        self.add('t')
+        rows = self.rows()
+        self.assertEqual([('t', True), ('t', False)],
+                         [(r.value, r.deleted) for r in rows])
+        self.assertIsNotNone(rows[0].deleted_at)
+        self.assertIsNone(rows[1].deleted_at)
+
+    def test_delete_heals_duplicate_rows(self):
+        # Glance's races leave duplicate live rows; one DELETE removes all.
+        now = sa.func.now()
+        with self.engine().begin() as conn:
+            for value in ('dup', 'dup', 'Dup'):
+                conn.execute(models.image_tags.insert().values(
+                    image_id=self.image, value=value, created_at=now,
+                    deleted=False))
+        self.assertFalse(self.add('dup'))
+        self.delete('dup')
+        self.assertEqual(['Dup'], self.tags())
+        self.assertRaises(db.TagNotFound, self.delete, 'dup')
+
+    def test_three_statements_per_change(self):
+        statements = []
+        # Transaction control (SQLite's BEGIN) is not counted.
+        sa.event.listen(self.engine(), 'before_cursor_execute',
+                        lambda *a: a[2] != 'BEGIN' and statements.append(a[2]))
+        self.add('t')
+        self.assertEqual(3, len(statements), statements)
+        del statements[:]
+        self.delete('t')
+        self.assertEqual(3, len(statements), statements)
+        del statements[:]
+        self.assertRaises(db.TagNotFound, self.delete, 't')
+        self.assertEqual(2, len(statements), statements)
+
+    def test_migrations_match_models(self):
+        from alembic import autogenerate
+        from alembic import migration as alembic_migration
+        with self.engine().connect() as conn:
+            diff = autogenerate.compare_metadata(
+                alembic_migration.MigrationContext.configure(conn),
+                models.metadata)
+        diff = [d for d in diff if not (d[0] == 'remove_table' and d[1].name
+                                        == migration.VERSION_TABLE)]
+        self.assertEqual([], diff)
+        self.assertEqual('0001', migration.version(self.engine()))
+
+    def test_db_sync_refuses_a_database_it_does_not_manage(self):
+        engine = self.engine()
+        with engine.begin() as conn:
+            conn.execute(sa.text('DROP TABLE ' + migration.VERSION_TABLE))
+        self.assertRaises(migration.NotManaged, migration.upgrade, engine)
+
+
+class TestMemory(DriverContract, testtools.TestCase):
+    backend = 'memory'
+
+
+class TestSQLite(SQLOnly, DriverContract, testtools.TestCase):
+    backend = 'sqlite'
+
+
+class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
+    backend = 'mysql'
+
+
+class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
+    backend = 'postgresql'

@@ -1,0 +1,152 @@
+"""In-process cost of one request through the whole ``noauth`` Paste pipeline.
+
+The app is loaded with ``paste.deploy.loadapp`` exactly as deployed; requests
+are made with ``webob.Request.blank`` beforehand, so only the app's own work
+is timed: wall time (median, p99) and this process's CPU time (mean) per
+request, and SQL statements and transactions per request, counted with
+SQLAlchemy events on every engine (``before_cursor_execute``; ``begin``).
+Kinds, interleaved on 16 images round-robin: ``PUT`` of a new tag,
+``DELETE`` of it, ``DELETE`` of an absent tag, ``PUT`` of a present tag.
+"""
+import gc
+import statistics
+import time
+
+from paste import deploy
+import sqlalchemy as sa
+import webob
+
+from imagetags.tests.bench import backends
+
+KINDS = ('put', 'delete', 'delete_absent', 'put_present')
+IMAGES = 16
+
+
+class SQLCounter:
+    """Statements and transactions on any SQLAlchemy engine, while active."""
+
+    def __init__(self):
+        self.statements = 0
+        self.transactions = 0
+        self.log = []
+        self.keep = 0
+
+    def _stmt(self, conn, cursor, statement, parameters, context,
+              executemany):
+        self.statements += 1
+        if self.keep:
+            self.log.append(' '.join(statement.split())[:160])
+
+    def _begin(self, conn):
+        self.transactions += 1
+
+    def __enter__(self):
+        sa.event.listen(sa.engine.Engine, 'before_cursor_execute', self._stmt)
+        sa.event.listen(sa.engine.Engine, 'begin', self._begin)
+        return self
+
+    def __exit__(self, *exc):
+        sa.event.remove(sa.engine.Engine, 'before_cursor_execute', self._stmt)
+        sa.event.remove(sa.engine.Engine, 'begin', self._begin)
+
+
+def load(backend):
+    app = deploy.loadapp('config:' + backends.PASTE_INI, name=backends.PIPELINE,
+                         global_conf={'oslo_config_file': backend.conf_file})
+    tags_app = backends.find_tags_app(app)
+    images = ['inproc-%02d' % i for i in range(IMAGES)]
+    for image_id in images:
+        tags_app.driver.create_image(image_id, backends.OWNER, 'private')
+    return app, tags_app, images
+
+
+def _environ(method, image_id, tag):
+    return webob.Request.blank('/v2/images/%s/tags/%s' % (image_id, tag),
+                               method=method,
+                               headers=backends.IDENTITY).environ
+
+
+def plan(images, n, prefix='t'):
+    """(kind, environ, expected status) in execution order: n of each kind."""
+    steps = []
+    for i in range(n):
+        image_id = images[i % len(images)]
+        tag = '%s-%d' % (prefix, i)
+        steps.append(('put', _environ('PUT', image_id, tag), '204'))
+        steps.append(('put_present', _environ('PUT', image_id, tag), '204'))
+        steps.append(('delete', _environ('DELETE', image_id, tag), '204'))
+        steps.append(('delete_absent',
+                      _environ('DELETE', image_id, 'absent-%d' % i), '404'))
+    return steps
+
+
+def execute(app, steps, counter=None):
+    """Run the steps; per kind: wall ns list, cpu ns total, statements."""
+    out = {k: {'wall': [], 'cpu': 0, 'sql': 0, 'tx': 0, 'bad': 0}
+           for k in KINDS}
+    status = []
+
+    def start_response(s, headers, exc_info=None):
+        status.append(s)
+
+    perf, cpu = time.perf_counter_ns, time.process_time_ns
+    for kind, environ, expected in steps:
+        s0 = counter.statements if counter else 0
+        t0 = counter.transactions if counter else 0
+        del status[:]
+        c = cpu()
+        w = perf()
+        for _ in app(environ, start_response):
+            pass
+        w = perf() - w
+        c = cpu() - c
+        rec = out[kind]
+        rec['wall'].append(w)
+        rec['cpu'] += c
+        if counter:
+            rec['sql'] += counter.statements - s0
+            rec['tx'] += counter.transactions - t0
+        if not status or not status[0].startswith(expected):
+            rec['bad'] += 1
+    return out
+
+
+def run(backend, settings):
+    """Per kind: p50/p99 wall us, mean CPU us, SQL statements and txns."""
+    app, tags_app, images = load(backend)
+    # Warm-up (caches, connections), then the measured run.
+    execute(app, plan(images, max(20, settings.inproc_n // 10), 'w'))
+    steps = plan(images, settings.inproc_n)
+    gc.collect()
+    with SQLCounter() as counter:
+        raw = execute(app, steps, counter)
+    result = {}
+    for kind, rec in raw.items():
+        n = len(rec['wall'])
+        walls = sorted(rec['wall'])
+        result[kind] = {
+            'n': n,
+            'p50_us': statistics.median(walls) / 1000,
+            'p99_us': walls[min(n - 1, int(n * 0.99))] / 1000,
+            'cpu_us': rec['cpu'] / n / 1000,
+            'sql': rec['sql'] / n,
+            'tx': rec['tx'] / n,
+            'bad': rec['bad'],
+        }
+    statements = sample_statements(app, images) if backend.is_sql else {}
+    if backend.is_sql:
+        tags_app.driver.engine.dispose()
+    return {'kinds': result, 'statements': statements}
+
+
+def sample_statements(app, images):
+    """The SQL text of one request of each kind, for the report."""
+    samples = {}
+    with SQLCounter() as counter:
+        counter.keep = 1
+        for kind, environ, _ in plan(images[:1], 1, 'sample'):
+            del counter.log[:]
+            for _ in app(environ, lambda *a: None):
+                pass
+            samples[kind] = list(counter.log)
+    return samples

@@ -1,0 +1,234 @@
+"""The markdown report: details first, the issue's targets table last."""
+from imagetags.tests.bench import backends as bk
+
+KIND_LABELS = {'put': 'PUT (new tag)', 'delete': 'DELETE',
+               'delete_absent': 'DELETE absent (404)',
+               'put_present': 'PUT present (no-op)'}
+SCENARIO_LABELS = {'cycle': 'PUT+DELETE cycle', 'absent': 'DELETE absent'}
+
+# The targets of issue 5.
+CYCLE_MIN = 0.60
+ABSENT_MIN = 0.70
+CPU_MAX_MS = 1.0
+SQL_GOAL, SQL_MAX = 3, 5
+P99_MAX = 2.0
+RSS_MAX_MB = 5.0
+
+
+def _f(value, fmt='%.2f'):
+    return 'n/a' if value is None else fmt % value
+
+
+def _table(header, rows):
+    out = ['| ' + ' | '.join(header) + ' |',
+           '|' + '|'.join('---' for _ in header) + '|']
+    out += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(out)
+
+
+def _verdict(ok):
+    return 'n/a' if ok is None else ('PASS' if ok else 'FAIL')
+
+
+class Report:
+    def __init__(self, settings, header, backend_list, inproc, http, rss,
+                 notes):
+        self.s = settings
+        self.header = header
+        self.backends = backend_list
+        self.inproc = inproc          # name -> inproc.run() result
+        self.http = http or {}        # (name, app, scenario) -> medians
+        self.rss = rss or []          # httpbench.Runner.rss() results
+        self.notes = notes
+
+    def render(self):
+        parts = ['# imagetags benchmark (issue 5)', '', self.header, '']
+        skipped = [b for b in self.backends if b.skip]
+        if skipped or self.notes:
+            parts += ['## Skipped and notes', '']
+            parts += ['- %s' % b.skip for b in skipped]
+            parts += ['- %s' % n for n in self.notes]
+            parts.append('')
+        if self.inproc:
+            parts += ['## In process (noauth Paste pipeline, '
+                      'webob.Request.blank)', '', self.inproc_table(), '']
+        if self.http:
+            parts += ['## Over HTTP (gunicorn %d sync workers, wrk %d '
+                      'connections, %gs per scenario, median of %d)'
+                      % (self.s.workers, self.s.connections, self.s.duration,
+                         self.s.repeat), '', self.http_table(), '']
+        if self.rss:
+            parts += ['## Worker RSS (gunicorn 1 sync worker, PUT+DELETE '
+                      'cycles)', '', self.rss_table(), '']
+        samples = self.sql_samples()
+        if samples:
+            parts += [samples, '']
+        parts += ['## Targets of issue 5', '', self.targets_table(), '']
+        return '\n'.join(parts)
+
+    def inproc_table(self):
+        rows = []
+        for b in self.backends:
+            res = self.inproc.get(b.name)
+            if not res:
+                continue
+            for kind, label in KIND_LABELS.items():
+                r = res['kinds'][kind]
+                rows.append([b.label, label, '%.0f' % r['p50_us'],
+                             '%.0f' % r['p99_us'], '%.0f' % r['cpu_us'],
+                             '%.2f' % r['sql'], '%.2f' % r['tx'],
+                             r['bad'] or ''])
+        return _table(['driver', 'request', 'wall p50 us', 'wall p99 us',
+                       'CPU us (mean)', 'SQL stmts/req', 'txns/req',
+                       'wrong status'], rows)
+
+    def _floor(self, name, scenario):
+        return self.http.get((name, 'floor', scenario))
+
+    def http_table(self):
+        rows = []
+        noop = self.http
+        for key in self._http_keys():
+            name, app, scenario = key
+            m = noop[key]
+            one_sql = self._floor(name, scenario) if name != 'noop' else None
+            floor0 = self._floor('noop', scenario)
+            label = ('no-op app' if name == 'noop' else
+                     '%s one-SQL app' % bk.LABELS[name] if app == 'floor'
+                     else 'imagetags %s' % bk.LABELS[name])
+            ratio_sql = (m['rps'] / one_sql['rps']
+                         if app == 'imagetags' and one_sql else None)
+            ratio_noop = (m['rps'] / floor0['rps']
+                          if app == 'imagetags' and floor0 else None)
+            rows.append([label, SCENARIO_LABELS[scenario],
+                         '%.0f' % m['rps'], '%.2f' % m['p50_ms'],
+                         '%.2f' % m['p99_ms'], '%d' % m['unexpected'],
+                         '%d' % m['http_5xx'], '%.3f' % m['server_cpu_ms'],
+                         _f(m['db_cpu_ms'], '%.3f'),
+                         '%.0f%%' % m['wrk_cpu_pct'],
+                         _f(ratio_sql), _f(ratio_noop)])
+        return _table(['app', 'scenario', 'req/s', 'p50 ms', 'p99 ms',
+                       'unexpected status', '5xx', 'server CPU ms/req',
+                       'DB CPU ms/req', 'wrk CPU (of a core)',
+                       'x one-SQL floor', 'x no-op floor'], rows)
+
+    def _http_keys(self):
+        order = ['noop'] + [b.name for b in self.backends]
+        return sorted(self.http, key=lambda k: (
+            order.index(k[0]), k[1] != 'floor', k[2] != 'cycle'))
+
+    def rss_table(self):
+        rows = []
+        for r in self.rss:
+            readings = r['readings']
+            cells = ['%d req: %.1f MB' % (n, kb / 1024) for n, kb in readings]
+            growth = self.rss_growth(r)
+            rows.append([bk.LABELS[r['backend']], ', '.join(cells),
+                         _f(growth, '%+.2f MB')])
+        return _table(['driver', 'RSS of the worker', 'growth between the '
+                       'last two readings'], rows)
+
+    @staticmethod
+    def rss_growth(r):
+        readings = [x for x in r['readings'] if x[0] > 0]
+        if len(readings) < 2:
+            return None
+        return (readings[-1][1] - readings[-2][1]) / 1024
+
+    def sql_samples(self):
+        lines = []
+        for b in self.backends:
+            res = self.inproc.get(b.name)
+            if not res or not res.get('statements'):
+                continue
+            lines.append('### SQL of one request, %s' % b.label)
+            for kind, stmts in res['statements'].items():
+                lines.append('- %s: %d statement(s)' % (KIND_LABELS[kind],
+                                                        len(stmts)))
+                lines += ['  - `%s`' % s for s in stmts]
+            lines.append('')
+        if not lines:
+            return ''
+        return '## SQL statements (in process)\n\n' + '\n'.join(lines)
+
+    def targets_table(self):
+        rows = []
+        sql = [b for b in self.backends if b.is_sql and not b.skip]
+        for b in sql:
+            it = self.http.get((b.name, 'imagetags', 'cycle'))
+            fl = self._floor(b.name, 'cycle')
+            if it and fl:
+                r = it['rps'] / fl['rps']
+                rows.append(['write cycle req/s vs one-SQL floor', b.label,
+                             '%.2f (%.0f / %.0f req/s)' % (r, it['rps'],
+                                                          fl['rps']),
+                             '>= %.2f' % CYCLE_MIN, _verdict(r >= CYCLE_MIN)])
+        for b in [b for b in self.backends if not b.skip]:
+            it = self.http.get((b.name, 'imagetags', 'absent'))
+            fl = self._floor(b.name, 'absent')
+            f0 = self._floor('noop', 'absent')
+            if it and fl:
+                r = it['rps'] / fl['rps']
+                rows.append(['DELETE-absent req/s vs one-SQL floor', b.label,
+                             '%.2f (%.0f / %.0f req/s)' % (r, it['rps'],
+                                                          fl['rps']),
+                             '>= %.2f' % ABSENT_MIN,
+                             _verdict(r >= ABSENT_MIN)])
+            if it and f0:
+                r = it['rps'] / f0['rps']
+                rows.append(['DELETE-absent req/s vs no-op floor', b.label,
+                             '%.2f (%.0f / %.0f req/s)' % (r, it['rps'],
+                                                          f0['rps']),
+                             '(>= %.2f of the one-SQL floor is the target; '
+                             'this is for reference)' % ABSENT_MIN,
+                             'info'])
+        for b in sql:
+            it = self.http.get((b.name, 'imagetags', 'cycle'))
+            if it:
+                ok = it['server_cpu_ms'] <= CPU_MAX_MS
+                rows.append(['server CPU per write (gunicorn, ms/req)',
+                             b.label, '%.3f' % it['server_cpu_ms'],
+                             '<= %.1f' % CPU_MAX_MS, _verdict(ok)])
+        for b in sql:
+            res = self.inproc.get(b.name)
+            if res:
+                k = res['kinds']
+                worst = max(k['put']['sql'], k['delete']['sql'])
+                verdict = ('PASS' if worst <= SQL_GOAL else
+                           'PASS (over the goal of %d)' % SQL_GOAL
+                           if worst <= SQL_MAX else 'FAIL')
+                rows.append(['SQL statements per write (PUT / DELETE; '
+                             'DELETE-absent, PUT-present)', b.label,
+                             '%.2f / %.2f; %.2f, %.2f' % (
+                                 k['put']['sql'], k['delete']['sql'],
+                                 k['delete_absent']['sql'],
+                                 k['put_present']['sql']),
+                             '<= %d where possible, never > %d'
+                             % (SQL_GOAL, SQL_MAX), verdict])
+        for b in sql:
+            for scenario in ('cycle', 'absent'):
+                it = self.http.get((b.name, 'imagetags', scenario))
+                fl = self._floor(b.name, scenario)
+                if it and fl and fl['p99_ms']:
+                    r = it['p99_ms'] / fl['p99_ms']
+                    rows.append(['p99 vs floor p99, %s'
+                                 % SCENARIO_LABELS[scenario], b.label,
+                                 '%.2fx (%.2f / %.2f ms)' % (
+                                     r, it['p99_ms'], fl['p99_ms']),
+                                 '<= %.1fx' % P99_MAX,
+                                 _verdict(r <= P99_MAX)])
+        for r in self.rss:
+            growth = self.rss_growth(r)
+            counts = [n for n, _ in r['readings'] if n > 0]
+            rows.append(['worker RSS growth %s' % ' -> '.join(
+                '%dk' % (n // 1000) if n >= 1000 else str(n)
+                for n in counts[-2:]), bk.LABELS[r['backend']],
+                _f(growth, '%+.2f MB'), '<= %.0f MB' % RSS_MAX_MB,
+                _verdict(None if growth is None else growth <= RSS_MAX_MB)])
+        for key, m in sorted(self.http.items()):
+            if m['http_5xx']:
+                rows.append(['5xx answers', '%s %s %s' % key,
+                             '%d' % m['http_5xx'], '0', 'FAIL'
+                             if key[1] == 'imagetags' else 'info'])
+        return _table(['target', 'driver', 'measured', 'target value',
+                       'verdict'], rows)

@@ -3,8 +3,11 @@
 Requests carrying ``X-Identity-Status`` are passed on untouched, so tests can
 send every identity header themselves. Otherwise ``X-Auth-Token:
 user:project[:role,role]`` (or any other token: ``admin:admin:admin``) sets the
-headers keystonemiddleware would set. Never use it in production.
+headers keystonemiddleware would set. The token is percent-decoded first:
+python-glanceclient sends ``u%3Ap%3Amember%2Creader`` for ``u:p:member,reader``.
+Never use it in production.
 """
+import urllib.parse
 
 
 def filter_factory(global_conf, **local_conf):
@@ -18,7 +21,7 @@ class NoAuth:
     def __call__(self, environ, start_response):
         token = environ.get('HTTP_X_AUTH_TOKEN')
         if token and 'HTTP_X_IDENTITY_STATUS' not in environ:
-            parts = token.split(':')
+            parts = urllib.parse.unquote(token).split(':')
             if len(parts) < 3:
                 parts = ['admin', 'admin', 'admin,member,reader']
             environ.update(HTTP_X_IDENTITY_STATUS='Confirmed',

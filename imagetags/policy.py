@@ -21,15 +21,14 @@ _TAG_PATH = '/v2/images/{image_id}/tags/{tag}'
 
 def list_rules():
     return [
-        policy.RuleDefault(IS_ADMIN, ADMIN,
-                           description='Defines the rule for the is_admin:True '
-                                       'check.'),
-        policy.RuleDefault('default', '', description='Defines the default '
-                                                      'rule used for policies '
-                                                      'that historically had '
-                                                      'an empty policy in '
-                                                      'the supplied '
-                                                      'policy.json file.'),
+        policy.RuleDefault(
+            IS_ADMIN, ADMIN,
+            description='Defines the rule for the is_admin:True check.'),
+        policy.RuleDefault(
+            'default', '',
+            description='Defines the default rule used for policies that '
+                        'historically had an empty policy in the supplied '
+                        'policy.json file.'),
         policy.DocumentedRuleDefault(
             GET_IMAGE,
             'rule:context_is_admin or (role:reader and '

@@ -1,4 +1,4 @@
-"""WSGI entry point for uwsgi, gunicorn and mod_wsgi: ``imagetags.wsgi:application``.
+"""WSGI entry point for uwsgi, gunicorn, mod_wsgi: imagetags.wsgi:application.
 
 The configuration directory is ``$IMAGETAGS_CONFIG_DIR`` (default
 ``/etc/imagetags``): ``api-paste.ini`` there, and ``imagetags.conf`` if it

@@ -1,4 +1,4 @@
-"""``imagetags-manage``: the schema and image records of imagetags' own database.
+"""``imagetags-manage``: schema and image records of imagetags' own database.
 
     imagetags-manage [--config-file F] db sync | db version
     imagetags-manage image create --owner PROJECT [--visibility private]

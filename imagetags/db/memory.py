@@ -17,7 +17,8 @@ class MemoryDriver(db.Driver):
         image = self._images.get(image_id)
         if image is None:
             raise db.ImageNotFound(image_id)
-        image = db.visible(image, ctx, ctx.project_id in self._members[image_id])
+        image = db.visible(image, ctx,
+                           ctx.project_id in self._members[image_id])
         check(image)
         return self._tags[image_id]
 

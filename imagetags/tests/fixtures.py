@@ -34,7 +34,7 @@ _unreachable = {}
 
 
 def server_url(backend):
-    """A new empty database on the server, or skip (with why) if there is none.
+    """A new empty database on the server, or skip (saying why) if none.
 
     Returns (url, drop) where drop() removes the database.
     """
@@ -66,7 +66,7 @@ def server_url(backend):
 
 
 class Database(fixtures.Fixture):
-    """``backend``: memory, sqlite, mysql or postgresql; ``.url``, ``.options``.
+    """``backend``: memory, sqlite, mysql, postgresql; ``.url``, ``.options``.
 
     SQL databases get the schema from the migrations (as ``db sync`` does)
     unless ``schema=False``.

@@ -31,9 +31,10 @@ from imagetags.db.sql import models
 
 LOG = logging.getLogger(__name__)
 
-_images, _members, _tags = models.images, models.image_members, models.image_tags
-_IMAGE_COLUMNS = [c for c in _images.c if c.name not in ('deleted',
-                                                           'deleted_at')]
+_images, _members = models.images, models.image_members
+_tags = models.image_tags
+_IMAGE_COLUMNS = [c for c in _images.c
+                  if c.name not in ('deleted', 'deleted_at')]
 _LIVE = sa.false()
 
 BUMP = (_images.update()

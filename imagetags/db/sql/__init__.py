@@ -119,7 +119,7 @@ class SQLDriver(db.Driver):
         except (db_exc.DBDeadlock, db_exc.DBConnectionError) as e:
             LOG.warning('Database unavailable or busy: %s', e)
             raise db.Unavailable() from e
-        except db_exc.DBError as e:
+        except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
             if _is_contention(e):
                 LOG.warning('Database busy past the retries: %s', e)
                 raise db.Unavailable() from e

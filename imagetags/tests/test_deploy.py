@@ -1,0 +1,161 @@
+"""Entry points, factories, generated samples and the operator tools."""
+import json
+import os
+import subprocess
+import sys
+
+import stevedore
+import testtools
+import webob
+
+from imagetags import conf as it_conf
+from imagetags import deploy
+from imagetags import policy
+from imagetags.tests import fixtures as it_fixtures
+
+ETC = os.path.join(it_fixtures.ROOT, 'etc', 'imagetags')
+BIN = os.path.dirname(sys.executable)
+MEMBER = {'X-Identity-Status': 'Confirmed', 'X-Roles': 'member,reader',
+          'X-Project-Id': 'p1', 'Accept': 'application/json'}
+
+
+def run(*args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, check=True,
+                          cwd=it_fixtures.ROOT, **kw).stdout
+
+
+class TestEntryPoints(testtools.TestCase):
+    def test_every_entry_point_loads(self):
+        expected = {
+            'paste.app_factory': {'imagetags': deploy.app_factory},
+            'paste.filter_factory': {
+                'imagetags': deploy.filter_factory,
+                'context': deploy.context_filter_factory},
+            'paste.composite_factory': {'root': deploy.root_factory},
+            'oslo.config.opts': {'imagetags': it_conf.list_opts},
+            'oslo.config.opts.defaults': {
+                'imagetags': it_conf.set_lib_defaults},
+            'oslo.policy.policies': {'imagetags': policy.list_rules},
+            'oslo.policy.enforcer': {'imagetags': policy.get_enforcer},
+        }
+        for group, names in expected.items():
+            for name, obj in names.items():
+                mgr = stevedore.driver.DriverManager(group, name)
+                self.assertIs(obj, mgr.driver, (group, name))
+        for name in ('memory', 'sql'):
+            stevedore.driver.DriverManager('imagetags.driver', name)
+        stevedore.driver.DriverManager('paste.filter_factory', 'noauth')
+
+
+class TestFactories(testtools.TestCase):
+    def app(self, **defaults):
+        database = self.useFixture(it_fixtures.Database('sqlite'))
+        config = self.useFixture(it_fixtures.ConfigDir(it_fixtures.merge(
+            database.options, {'DEFAULT': defaults})))
+        app = deploy.app_factory({}, oslo_config_file=config.conf_file)
+        app.driver.create_image('img', 'p1', 'private')
+        return app
+
+    def put(self, app, tag):
+        return webob.Request.blank('/v2/images/img/tags/' + tag, method='PUT',
+                                   headers=MEMBER).get_response(app)
+
+    def test_two_differently_configured_apps_in_one_process(self):
+        one, three = self.app(image_tag_quota=1), self.app(image_tag_quota=3)
+        for tag, status in (('a', 204), ('b', 413)):
+            self.assertEqual(status, self.put(one, tag).status_int)
+        for tag in ('a', 'b', 'c'):
+            self.assertEqual(204, self.put(three, tag).status_int)
+        self.assertEqual(413, self.put(three, 'd').status_int)
+        self.assertEqual(['a'], one.driver.show_image('img')['tags'])
+
+    def test_filter_wraps_the_next_app(self):
+        config = self.useFixture(it_fixtures.ConfigDir(
+            {'imagetags': {'driver': 'memory'}}))
+        make = deploy.filter_factory({}, oslo_config_file=config.conf_file)
+
+        def backend(environ, start_response):
+            start_response('200 OK', [])
+            return [b'backend']
+        app = make(backend)
+        self.assertIs(backend, app.next_app)
+        resp = webob.Request.blank('/v2/images/x').get_response(app)
+        self.assertEqual(b'backend', resp.body)
+
+    def test_unknown_driver_fails_at_load(self):
+        config = self.useFixture(it_fixtures.ConfigDir(
+            {'imagetags': {'driver': 'nosuch'}}))
+        e = self.assertRaises(Exception, deploy.app_factory, {},
+                              oslo_config_file=config.conf_file)
+        self.assertIn('nosuch', str(e))
+
+    def test_missing_config_file_fails_at_load(self):
+        self.assertRaises(Exception, deploy.app_factory, {},
+                          oslo_config_file='/nonexistent/imagetags.conf')
+
+    def test_root_versions_and_healthcheck(self):
+        database = self.useFixture(it_fixtures.Database('memory'))
+        app = self.useFixture(it_fixtures.ConfigDir(database.options)
+                              ).loadapp('noauth')
+        for path, status in (('/', 300), ('/versions', 200)):
+            resp = webob.Request.blank(path, base_url='http://h:1/p'
+                                       ).get_response(app)
+            self.assertEqual(status, resp.status_int)
+            versions = resp.json['versions']
+            self.assertEqual(('v2.18', 'CURRENT'),
+                             (versions[0]['id'], versions[0]['status']))
+            self.assertEqual('v2.0', versions[-1]['id'])
+            self.assertEqual('http://h:1/p/v2/',
+                             versions[0]['links'][0]['href'])
+        resp = webob.Request.blank('/healthcheck').get_response(app)
+        self.assertEqual(200, resp.status_int)
+        # Everything else needs an identity, then is 404.
+        self.assertEqual(401, webob.Request.blank('/v2/images').get_response(
+            app).status_int)
+        self.assertEqual(404, webob.Request.blank(
+            '/v2/images', headers=MEMBER).get_response(app).status_int)
+
+
+class TestGeneratedSamples(testtools.TestCase):
+    def test_policy_sample_is_current(self):
+        out = os.path.join(self.useFixture(it_fixtures.fixtures.TempDir()
+                                           ).path, 'policy.yaml')
+        run(os.path.join(BIN, 'oslopolicy-sample-generator'), '--namespace',
+            'imagetags', '--output-file', out)
+        sample = os.path.join(ETC, 'policy.yaml.sample')
+        with open(out) as f, open(sample) as g:
+            self.assertEqual(f.read(), g.read())
+
+    def test_config_sample_documents_every_option(self):
+        text = run(os.path.join(BIN, 'oslo-config-generator'), '--namespace',
+                   'imagetags')
+        with open(os.path.join(ETC, 'imagetags.conf.sample')) as f:
+            sample = f.read()
+        for group, opts in it_conf.list_opts():
+            for opt in opts:
+                self.assertIn('#%s = ' % opt.name, text)
+                self.assertIn('#%s = ' % opt.name, sample)
+                self.assertTrue(opt.help)
+        self.assertIn('[imagetags]', sample)
+        self.assertIn('[database]', sample)
+        self.assertIn('[keystone_authtoken]', sample)
+
+    def test_oslopolicy_generator_and_checker(self):
+        tmp = self.useFixture(it_fixtures.fixtures.TempDir()).path
+
+        def write(name, data):
+            with open(os.path.join(tmp, name), 'w') as f:
+                f.write(data if isinstance(data, str) else json.dumps(data))
+            return os.path.join(tmp, name)
+        effective = run(os.path.join(BIN, 'oslopolicy-policy-generator'),
+                        '--namespace', 'imagetags')
+        self.assertIn('"add_image_tag": "rule:modify_image"', effective)
+        access = write('access.json', {'token': {
+            'user': {'id': 'u1'}, 'project': {'id': 'p1'},
+            'roles': [{'name': 'member'}, {'name': 'reader'}]}})
+        for project, verdict in (('p1', 'passed'), ('p2', 'failed')):
+            out = run(os.path.join(BIN, 'oslopolicy-checker'), '--policy',
+                      write('policy.yaml', effective), '--access', access,
+                      '--rule', 'delete_image_tag', '--target',
+                      write('target.json', {'project_id': project}))
+            self.assertEqual('%s: delete_image_tag' % verdict, out.strip())

@@ -44,7 +44,10 @@ def main(argv=None):
     driver = sql.SQLDriver(it_conf.load(args.config_file))
     if args.group == 'db':
         if args.action == 'sync':
-            migration.upgrade(driver.engine)
+            try:
+                migration.upgrade(driver.engine)
+            except migration.NotManaged as e:
+                sys.exit(str(e))
         print(migration.version(driver.engine))
         return 0
     if migration.version(driver.engine) is None:

@@ -1,9 +1,11 @@
 """Entry points, factories, generated samples and the operator tools."""
+import http.client
 import json
 import os
 import subprocess
 import sys
 
+import sqlalchemy
 import stevedore
 import testtools
 import webob
@@ -159,3 +161,72 @@ class TestGeneratedSamples(testtools.TestCase):
                       '--rule', 'delete_image_tag', '--target',
                       write('target.json', {'project_id': project}))
             self.assertEqual('%s: delete_image_tag' % verdict, out.strip())
+
+
+class TestCommands(testtools.TestCase):
+    """The README's quick start, as a newcomer runs it."""
+
+    def setUp(self):
+        super().setUp()
+        self.state = self.useFixture(it_fixtures.fixtures.TempDir()).path
+        self.env = dict(os.environ, OS_DEFAULT__STATE_PATH=self.state)
+
+    def manage(self, *args):
+        return run(os.path.join(BIN, 'imagetags-manage'), *args,
+                   env=self.env).strip()
+
+    def test_dev_server_on_embedded_sqlite(self):
+        image = '1bea47ed-f6a9-463b-b423-14b9cca9ad27'
+        port = it_fixtures.free_port()
+        server = subprocess.Popen(
+            [os.path.join(BIN, 'imagetags-api'), '--port', str(port)],
+            cwd=it_fixtures.ROOT, env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.terminate)
+        self.assertIn('sqlite:///%s/imagetags.sqlite' % self.state,
+                      server.stdout.readline())
+        self.assertEqual(image, self.manage(
+            'image', 'create', '--owner', 'demo', '--visibility', 'private',
+            '--id', image))
+        statuses = []
+        for method in ('PUT', 'DELETE', 'DELETE'):
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+            conn.request(method, '/v2/images/%s/tags/demo' % image, headers={
+                'X-Auth-Token': 'demo-user:demo:member,reader'})
+            resp = conn.getresponse()
+            statuses.append((resp.status, resp.reason))
+            conn.close()
+        self.assertEqual([(204, 'No Content'), (204, 'No Content'),
+                          (404, 'Not Found')], statuses)
+        self.assertEqual([], json.loads(self.manage('image', 'show',
+                                                    image))['tags'])
+
+    def test_manage(self):
+        self.assertEqual('0001', self.manage('db', 'sync'))
+        self.assertEqual('0001', self.manage('db', 'version'))
+        image = self.manage('image', 'create', '--owner', 'p1',
+                            '--visibility', 'shared', '--member', 'p2',
+                            '--member', 'p3:pending', '--name', 'n')
+        shown = json.loads(self.manage('image', 'show', image))
+        self.assertEqual(('p1', 'shared', 'n', []), (
+            shown['owner'], shown['visibility'], shown['name'],
+            shown['tags']))
+        self.manage('image', 'delete', image)
+        e = self.assertRaises(subprocess.CalledProcessError, self.manage,
+                              'image', 'show', image)
+        self.assertIn('No image', e.stderr)
+
+    def test_manage_leaves_other_databases_alone(self):
+        database = self.useFixture(it_fixtures.Database('sqlite'))
+        conf = os.path.join(self.state, 'glance.conf')
+        with open(conf, 'w') as f:
+            f.write('[database]\nconnection = %s\n' % database.url)
+        engine = sqlalchemy.create_engine(database.url)
+        with engine.begin() as c:
+            c.execute(sqlalchemy.text('DROP TABLE imagetags_alembic_version'))
+        engine.dispose()
+        for args in (('db', 'sync'), ('image', 'create', '--owner', 'p')):
+            e = self.assertRaises(subprocess.CalledProcessError, self.manage,
+                                  '--config-file', conf, *args)
+            self.assertIn('imagetags', e.stderr)

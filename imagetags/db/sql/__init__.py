@@ -66,6 +66,12 @@ SOFT_DELETE = (_tags.update()
 # Lock contention that oslo.db does not already raise as DBDeadlock.
 _CONTENTION = ('database is locked', 'could not serialize access',
                'deadlock detected', 'Lock wait timeout', 'Deadlock found')
+# Connection failures that oslo.db does not raise as DBConnectionError: its
+# PostgreSQL filter knows only libpq's old "could not connect to server";
+# libpq 14 and later say 'connection to server at "<host>", port <n>
+# failed: ...' (refused, starting up, shutting down, too many clients).
+_UNREACHABLE = ('could not connect to server', 'connection to server at ',
+                'connection to server on socket ')
 
 
 class _NoChange(Exception):
@@ -121,7 +127,8 @@ class SQLDriver(db.Driver):
             raise db.Unavailable() from e
         except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
             if _is_contention(e):
-                LOG.warning('Database busy past the retries: %s', e)
+                LOG.warning('Database unavailable or busy past the '
+                            'retries: %s', e)
                 raise db.Unavailable() from e
             raise
 
@@ -187,7 +194,7 @@ def _is_contention(exc):
     if isinstance(exc, db_exc.DBDeadlock):
         return True
     return isinstance(exc, (db_exc.DBError, sa.exc.SQLAlchemyError)) and any(
-        text in str(exc) for text in _CONTENTION)
+        text in str(exc) for text in _CONTENTION + _UNREACHABLE)
 
 
 def _now():

@@ -4,9 +4,13 @@
 operator's Glance policy.yaml works unchanged; ``add_image_tag`` and
 ``delete_image_tag`` let tag changes alone be delegated or restricted.
 """
+import logging
+
 from oslo_config import cfg
 from oslo_policy import policy
 import webob.exc
+
+LOG = logging.getLogger(__name__)
 
 ADMIN = 'role:admin'
 ADD_TAG = 'add_image_tag'
@@ -59,14 +63,46 @@ def list_rules():
     ]
 
 
+class Enforcer(policy.Enforcer):
+    """Keeps the rules in force when a changed policy file cannot be parsed.
+
+    oslo.policy re-reads a changed file on the next check. One that it cannot
+    parse (bad YAML, not a mapping, a rule that is not a string) made that
+    one check raise (a 500), and the previous rules stayed in force after it.
+    Here the error is logged instead and the previous rules stay in force
+    from the first request on, until the file is changed again: a broken
+    edit neither opens the policy nor fails requests. The first load, at
+    start-up, still raises.
+    """
+
+    loaded = False
+
+    def load_rules(self, force_reload=False):
+        if not self.loaded:
+            super().load_rules(force_reload)
+            self.loaded = True
+            return
+        try:
+            super().load_rules(force_reload)
+        except Exception:
+            LOG.exception('The policy file %s cannot be parsed; the rules '
+                          'loaded before stay in force until it is fixed.',
+                          self.policy_path)
+
+
 def make_enforcer(conf):
     """An enforcer with the in-code defaults and the operator's file loaded.
 
     Loading here makes a policy file that cannot be parsed fail at start-up.
     """
-    enforcer = policy.Enforcer(conf)
+    enforcer = Enforcer(conf)
     enforcer.register_defaults(list_rules())
-    enforcer.load_rules()
+    try:
+        enforcer.load_rules()
+    except Exception as e:
+        raise ValueError('The policy file %s cannot be parsed: %s: %s' % (
+            enforcer.policy_path or conf.oslo_policy.policy_file,
+            type(e).__name__, e)) from e
     return enforcer
 
 

@@ -4,8 +4,8 @@ Requests carrying ``X-Identity-Status`` are passed on untouched, so tests can
 send every identity header themselves. Otherwise ``X-Auth-Token:
 user:project:role,role`` (any other token: an admin of project ``admin``)
 sets the headers keystonemiddleware would set. The token is percent-decoded
-first: python-glanceclient sends ``u%3Ap%3Amember%2Creader`` for ``u:p:member,reader``.
-Never use it in production.
+first: python-glanceclient sends ``u%3Ap%3Amember%2Creader`` for
+``u:p:member,reader``. Never use it in production.
 """
 import urllib.parse
 

@@ -14,6 +14,7 @@ Glance's ``context`` filter, configured from the same ``glance-api.conf``
 (``oslo_config_file``), so it uses Glance's database, quota and anonymous
 access settings.
 """
+import ctypes
 import http.client
 import json
 import os
@@ -92,7 +93,7 @@ GLANCE_CONF = """\
 enabled_backends = fs:file
 lock_path = {base}/locks
 image_tag_quota = {quota}
-allow_anonymous_access = false
+allow_anonymous_access = {anonymous}
 log_file = {base}/glance-api.log
 debug = false
 
@@ -149,6 +150,15 @@ def postgresql_missing():
     return None
 
 
+def _die_with_parent():
+    """In the child: SIGTERM when the test process dies (Linux), so that
+    a killed test worker leaves no Glance behind."""
+    try:
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def _run(argv, **kwargs):
     proc = subprocess.run(argv, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, **kwargs)
@@ -158,12 +168,13 @@ def _run(argv, **kwargs):
     return proc.stdout
 
 
-def _write_conf(base, connection, flavor='headers', quota=128):
+def _write_conf(base, connection, flavor=STOCK, quota=128, anonymous=False):
     for sub in ('locks', 'images', 'staging', 'tasks'):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
     with open(os.path.join(base, 'glance-api.conf'), 'w') as f:
         f.write(GLANCE_CONF.format(base=base, connection=connection,
-                                   flavor=flavor, quota=quota))
+                                   flavor=flavor, quota=quota,
+                                   anonymous=str(anonymous).lower()))
     with open(os.path.join(base, 'glance-api-paste.ini'), 'w') as f:
         f.write(PASTE_INI.format(base=base, stock=STOCK,
                                  imagetags=IMAGETAGS))
@@ -246,16 +257,19 @@ class GlanceServer(fixtures.Fixture):
 
     START_TIMEOUT = 90
 
-    def __init__(self, connection, flavor=STOCK, quota=128, workers=2):
+    def __init__(self, connection, flavor=STOCK, quota=128, anonymous=False,
+                 workers=2):
         super().__init__()
         self.connection = connection
         self.flavor = flavor
         self.quota = quota
+        self.anonymous = anonymous
         self.workers = workers
 
     def _setUp(self):
         self.base = self.useFixture(fixtures.TempDir()).path
-        _write_conf(self.base, self.connection, self.flavor, self.quota)
+        _write_conf(self.base, self.connection, self.flavor, self.quota,
+                    self.anonymous)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(sock.close)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -273,7 +287,8 @@ class GlanceServer(fixtures.Fixture):
                  '--graceful-timeout', '5', '--log-level', 'warning',
                  'glance.wsgi.api:application'],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
-                pass_fds=(sock.fileno(),), start_new_session=True)
+                pass_fds=(sock.fileno(),), start_new_session=True,
+                preexec_fn=_die_with_parent)
         self.addCleanup(self._stop)
         self._wait()
 

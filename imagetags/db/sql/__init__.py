@@ -87,7 +87,11 @@ class SQLDriver(db.Driver):
             os.makedirs(os.path.dirname(os.path.abspath(url.database)),
                         exist_ok=True)
         self._tm = enginefacade.transaction_context()
-        self._tm.configure(**dict(conf.database.items()))
+        # max_retries=0: no connection test at start-up (that is all oslo.db
+        # uses it for), so that a process started while the database is down
+        # answers 503 until it is back instead of failing to start (which
+        # stops gunicorn altogether) or waiting max_retries x retry_interval.
+        self._tm.configure(**dict(conf.database.items(), max_retries=0))
         self.engine = self._tm.writer.get_engine()
         self._no_nul = self.engine.dialect.name == 'postgresql'
         self._change = oslo_db_api.wrap_db_retry(

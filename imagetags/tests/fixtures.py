@@ -193,3 +193,17 @@ class Gunicorn(fixtures.Fixture):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def tags_app(app):
+    """The ``TagsApp`` inside a loaded paste pipeline (its ``.driver``)."""
+    seen = app
+    while not hasattr(seen, 'driver'):
+        for attr in ('api', 'application', 'app'):
+            inner = getattr(seen, attr, None)
+            if inner is not None:
+                seen = inner
+                break
+        else:
+            raise LookupError('no TagsApp in %r' % (app,))
+    return seen

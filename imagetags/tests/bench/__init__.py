@@ -1,4 +1,4 @@
-"""The benchmark of issue 5: ``tox -e bench`` / ``python -m imagetags.tests.bench``.
+"""Issue 5's benchmark: ``tox -e bench``, ``python -m imagetags.tests.bench``.
 
 One run measures, side by side:
 

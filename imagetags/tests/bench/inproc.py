@@ -51,7 +51,8 @@ class SQLCounter:
 
 
 def load(backend):
-    app = deploy.loadapp('config:' + backends.PASTE_INI, name=backends.PIPELINE,
+    app = deploy.loadapp('config:' + backends.PASTE_INI,
+                         name=backends.PIPELINE,
                          global_conf={'oslo_config_file': backend.conf_file})
     tags_app = backends.find_tags_app(app)
     images = ['inproc-%02d' % i for i in range(IMAGES)]

@@ -4,7 +4,8 @@ With as many wrk threads as connections, each connection has a Lua state of
 its own, so it owns one image and runs its requests strictly in order:
 
 - ``cycle``: ``PUT t-<run>-<conn>-<k>`` then ``DELETE`` of the same tag,
-  k = 1, 2, ... (distinct tags, every DELETE finds its tag);
+  k = 1, 2, ... (distinct tags, every DELETE finds its tag; the cycle
+  advances on each response, so each connection's order is strict);
 - ``absent``: ``DELETE`` of a tag that is not there (404).
 
 With a ``limit`` each connection stops after that many responses (and the
@@ -18,6 +19,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from imagetags.tests.bench import backends
@@ -41,28 +43,32 @@ function init(args)
   base = "/v2/images/" .. images[((conn - 1) % #images) + 1] .. "/tags/"
   prefix = base .. "t-" .. run .. "-" .. conn .. "-"
   absent = base .. "absent-" .. run
-  k = 0
+  k = 1
   put = true
   seen = 0
   statuses = {}
-%(headers)s
+-- HEADERS --
 end
 
 function request()
+  -- No state changes here: wrk calls request() once more than it sends
+  -- (to check the script), so the cycle advances in response().
   if mode == "absent" then
     return wrk.format("DELETE", absent)
-  end
-  if put then
-    k = k + 1
-    put = false
+  elseif put then
     return wrk.format("PUT", prefix .. k)
   end
-  put = true
   return wrk.format("DELETE", prefix .. k)
 end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if put then
+    put = false
+  else
+    put = true
+    k = k + 1
+  end
   seen = seen + 1
   if limit > 0 and seen >= limit then
     io.write("BENCH_STOPPED " .. conn .. "\n")
@@ -81,14 +87,14 @@ function done(summary, latency, requests)
   end
   local parts = {}
   for code, n in pairs(codes) do
-    parts[#parts + 1] = string.format('"%%d": %%d', code, n)
+    parts[#parts + 1] = string.format('"%d": %d', code, n)
   end
   local e = summary.errors
   io.write(string.format(
-    'BENCH_JSON {"requests": %%d, "duration_us": %%d, "p50": %%d, ' ..
-    '"p90": %%d, "p99": %%d, "max": %%d, "mean": %%.1f, "connect": %%d, ' ..
-    '"read": %%d, "write": %%d, "timeout": %%d, "status_errors": %%d, ' ..
-    '"statuses": {%%s}}\n',
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "p50": %d, ' ..
+    '"p90": %d, "p99": %d, "max": %d, "mean": %.1f, "connect": %d, ' ..
+    '"read": %d, "write": %d, "timeout": %d, "status_errors": %d, ' ..
+    '"statuses": {%s}}\n',
     summary.requests, summary.duration, latency:percentile(50),
     latency:percentile(90), latency:percentile(99), latency.max,
     latency.mean, e.connect, e.read, e.write, e.timeout, e.status,
@@ -102,12 +108,12 @@ def write_script(workdir):
                         for kv in backends.IDENTITY.items())
     path = os.path.join(workdir, 'bench.lua')
     with open(path, 'w') as f:
-        f.write(LUA % {'headers': headers})
+        f.write(LUA.replace('-- HEADERS --', headers))
     return path
 
 
 def ensure_wrk(settings):
-    """The wrk binary, installing Debian's package if allowed; or (None, why)."""
+    """(wrk, None), installing Debian's package if allowed; or (None, why)."""
     found = shutil.which(settings.wrk)
     if found:
         return found, None
@@ -149,35 +155,26 @@ def run_wrk(wrk, script, url, mode, images, run_id, connections, duration,
            '-s', script, url, '--', mode, run_id, ','.join(images),
            str(limit)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + (timeout or duration + 60)
-    lines = []
-    stopped = 0
-    interrupted = False
-    os.set_blocking(proc.stdout.fileno(), False)
-    buf = ''
-    while True:
-        chunk = proc.stdout.read()
-        if chunk:
-            buf += chunk
-            *complete, buf = buf.split('\n')
-            for line in complete:
-                lines.append(line)
-                if line.startswith('BENCH_STOPPED'):
-                    stopped += 1
-        if proc.poll() is not None:
-            rest = proc.stdout.read() or ''
-            lines.extend((buf + rest).split('\n'))
-            break
-        if not interrupted and ((limit and stopped >= connections)
-                                or time.monotonic() > deadline):
-            proc.send_signal(signal.SIGINT)
-            interrupted = True
-            deadline = time.monotonic() + 30
-        elif interrupted and time.monotonic() > deadline:
-            proc.kill()
-        time.sleep(0.05)
+    with tempfile.NamedTemporaryFile('w', suffix='.wrk') as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + (timeout or duration + 60)
+        interrupted = False
+        while proc.poll() is None:
+            time.sleep(0.05)
+            if not interrupted:
+                stopped = limit and _read(out).count('BENCH_STOPPED')
+                if ((limit and stopped >= connections)
+                        or time.monotonic() > deadline):
+                    # wrk sleeps for its whole duration even when every
+                    # thread has stopped; SIGINT makes it report now.
+                    proc.send_signal(signal.SIGINT)
+                    interrupted = True
+                    deadline = time.monotonic() + 30
+            elif time.monotonic() > deadline:
+                proc.kill()
+        lines = _read(out).splitlines()
+        stopped = sum(1 for line in lines if line.startswith('BENCH_STOPPED'))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = None
     for line in lines:
@@ -191,3 +188,8 @@ def run_wrk(wrk, script, url, mode, images, run_id, connections, duration,
                            - before.ru_utime - before.ru_stime)
     result['stopped_early'] = bool(limit) and stopped < connections
     return result
+
+
+def _read(f):
+    with open(f.name, errors='replace') as r:
+        return r.read()

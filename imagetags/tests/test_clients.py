@@ -138,7 +138,7 @@ class ClientTestCase(testtools.TestCase):
                         PYTHONWARNINGS='ignore', **(env or {}))
         proc = subprocess.run(argv, env=full_env, capture_output=True,
                               text=True, timeout=60)
-        name = os.path.basename(argv[0])
+        name = '%s-%d' % (os.path.basename(argv[0]), self.getUniqueInteger())
         self.addDetail(name + '-stdout', content.text_content(proc.stdout))
         self.addDetail(name + '-stderr', content.text_content(proc.stderr))
         self.assertEqual(expect_rc, proc.returncode,

@@ -24,8 +24,11 @@ TAG_PATH = '/{version}/images/{image_id}/tags/{tag}'
 ROUTES = {
     TAG_PATH: {'PUT': handlers.add_tag, 'DELETE': handlers.delete_tag},
 }
-# The version prefixes Glance accepts on the tag path.
+# The version prefixes Glance accepts on the tag path. The other segments
+# are greedy: with Routes' default ``[^/]+?`` its closing ``$`` matches
+# before a final newline, so ``tags/tag%0A`` was matched as the tag "tag".
 _VERSION = r'v2(\.(1[0-8]|[0-9]))?'
+_REQUIREMENTS = {'version': _VERSION, 'image_id': '[^/]+', 'tag': '[^/]+'}
 _MAX_IMAGE_ID = 36
 
 NO_CONTENT_HEADERS = (('Content-Type', 'text/html; charset=UTF-8'),
@@ -37,10 +40,10 @@ def make_map(declarations):
     mapper = routes.Mapper()
     for path, methods in declarations.items():
         for method, handler in methods.items():
-            mapper.connect(path, handler=handler, requirements={
-                'version': _VERSION}, conditions={'method': [method]})
+            mapper.connect(path, handler=handler, requirements=_REQUIREMENTS,
+                           conditions={'method': [method]})
         mapper.connect(path, handler=None, allow=', '.join(methods),
-                       requirements={'version': _VERSION})
+                       requirements=_REQUIREMENTS)
     return mapper
 
 

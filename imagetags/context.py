@@ -1,8 +1,7 @@
-"""The request context: built from the environ by oslo.context, once.
+"""The request context: built from the environ by oslo.context.
 
-``get(environ, ...)`` is the one place a context is made, whether the
-``context`` filter runs first (our own pipeline) or not (imagetags as a filter
-behind another service's context middleware).
+``get(environ, ...)`` is the one place a request's identity context is made,
+in app and filter mode alike.
 """
 from oslo_context import context
 import webob.exc
@@ -45,15 +44,18 @@ def get(environ, allow_anonymous):
 
 
 class ContextMiddleware:
-    """The ``context`` filter: 401 (or anonymous) before anything else."""
+    """The ``context`` filter: the request's log context from the start.
 
-    def __init__(self, app, allow_anonymous):
+    Placed right after ``request_id``, it makes every log line of the
+    request, keystonemiddleware's included, carry this request's id, never
+    the previous request's (oslo.log reads oslo.context's thread-local
+    context, and one thread serves many requests). The identity context,
+    and its 401, are built by imagetags itself once auth has run.
+    """
+
+    def __init__(self, app):
         self.app = app
-        self.allow_anonymous = allow_anonymous
 
     def __call__(self, environ, start_response):
-        try:
-            get(environ, self.allow_anonymous)
-        except webob.exc.HTTPUnauthorized as exc:
-            return exc(environ, start_response)
+        context.RequestContext(request_id=request_id(environ))
         return self.app(environ, start_response)

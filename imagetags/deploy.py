@@ -41,8 +41,7 @@ def filter_factory(global_conf, **local_conf):
 
 
 def context_filter_factory(global_conf, **local_conf):
-    allow = load_conf(global_conf, local_conf).allow_anonymous_access
-    return lambda next_app: context.ContextMiddleware(next_app, allow)
+    return context.ContextMiddleware
 
 
 def root_factory(loader, global_conf, **local_conf):

@@ -448,13 +448,7 @@ class APITests:
             self.assertEqual(TEXT_404, resp.text)
 
     def test_anonymous_access_read_only(self):
-        # The option is read by the context filter too: a new config.
-        config = self.useFixture(it_fixtures.ConfigDir(
-            it_fixtures.merge(self.config.options, {
-                'DEFAULT': {'allow_anonymous_access': True}}),
-            paste=FILTER_PASTE if self.mode == 'filter' else None))
-        self.app = config.loadapp(
-            'main' if self.mode == 'filter' else 'noauth')
+        self.set(allow_anonymous_access=True)
         for image in (self.image, self.ids['unknown']):
             for method in ('PUT', 'DELETE'):
                 resp = self.request(method, self.tag_path('t', image),

@@ -450,6 +450,27 @@ class FilterTest(GlanceTest):
             ([204, 204], ['a']),
             (results, sorted(self.tags_of(self.tags, image_id))))
 
+    def test_image_without_owner_and_caller_without_project(self):
+        # Glance's DB layer (is_image_mutable) refuses every change to an
+        # image with no owner, or by a context with no project, unless
+        # admin: 403 "Not allowed to update/delete tags for image <id>."
+        # The default modify_image rule passes there (None == None), so
+        # imagetags changes the tags (204).
+        who = CALLERS['member_no_project']
+        image_id = str(uuid.uuid4())
+        self.same('POST', '/v2/images', who, status=201,
+                  body={'id': image_id, 'tags': ['pre', 'pre2']})
+        stock, tags = [], []
+        for method, tag in (('PUT', 'x'), ('PUT', 'pre'), ('DELETE', 'pre2'),
+                            ('DELETE', 'absent')):
+            pair = self.both(method, self.path(image_id, tag), who)
+            stock.append(pair[0].key())
+            tags.append(pair[1].key())
+        self.assertEqual([403, 403, 403, 404], [k[0] for k in stock])
+        self.expectFailure(
+            'imagetags: a caller without a project may change the tags of '
+            'an image without an owner', self.assertEqual, stock, tags)
+
     def test_nul_on_postgresql(self):
         if self.BACKEND != 'postgresql':
             self.skipTest('PostgreSQL only')

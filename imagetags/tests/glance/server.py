@@ -118,7 +118,7 @@ flavor = {flavor}
 """
 
 PG_URL_ENV = 'IMAGETAGS_TEST_PG_URL'
-PG_URL_DEFAULT = 'postgresql+psycopg2://root@127.0.0.1:5432/test'
+PG_URL_DEFAULT = 'postgresql+psycopg2://postgres@127.0.0.1:5432/test'
 
 
 def glance_missing():
@@ -258,13 +258,14 @@ class GlanceServer(fixtures.Fixture):
     START_TIMEOUT = 90
 
     def __init__(self, connection, flavor=STOCK, quota=128, anonymous=False,
-                 workers=2):
+                 workers=1, wait=True):
         super().__init__()
         self.connection = connection
         self.flavor = flavor
         self.quota = quota
         self.anonymous = anonymous
         self.workers = workers
+        self.wait = wait
 
     def _setUp(self):
         self.base = self.useFixture(fixtures.TempDir()).path
@@ -290,9 +291,12 @@ class GlanceServer(fixtures.Fixture):
                 pass_fds=(sock.fileno(),), start_new_session=True,
                 preexec_fn=_die_with_parent)
         self.addCleanup(self._stop)
-        self._wait()
+        if self.wait:
+            self.wait_ready()
 
-    def _wait(self):
+    def wait_ready(self):
+        """Block until Glance answers (for servers made with wait=False,
+        so that several start at once)."""
         deadline = time.monotonic() + self.START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
@@ -310,20 +314,29 @@ class GlanceServer(fixtures.Fixture):
             time.sleep(0.2)
 
     def log(self):
-        try:
-            with open(self.log_path, errors='replace') as f:
-                return f.read()[-6000:]
-        except OSError:
-            return ''
+        """The tails of gunicorn's and Glance's logs."""
+        out = []
+        for name in ('gunicorn.log', 'glance-api.log'):
+            try:
+                with open(os.path.join(self.base, name),
+                          errors='replace') as f:
+                    out.append('== %s ==\n%s' % (name, f.read()[-4000:]))
+            except OSError:
+                pass
+        return '\n'.join(out)
+
+    def stop_soon(self):
+        """Ask gunicorn for a quick shutdown without waiting for it."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
 
     def _stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(15)
+        self.stop_soon()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(15)
 
     def request(self, method, path, headers=None, body=None):
         """One request with ``path`` sent exactly as given.

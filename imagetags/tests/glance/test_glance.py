@@ -120,9 +120,15 @@ class GlancePair(fixtures.Fixture):
     def _setUp(self):
         db = self.useFixture(server.GlanceDatabase(self.backend))
         self.stock = self.useFixture(server.GlanceServer(
-            db.new(), server.STOCK, QUOTA, self.anonymous))
+            db.new(), server.STOCK, QUOTA, self.anonymous, wait=False))
         self.tags = self.useFixture(server.GlanceServer(
-            db.new(), server.IMAGETAGS, QUOTA, self.anonymous))
+            db.new(), server.IMAGETAGS, QUOTA, self.anonymous, wait=False))
+        # Both start at once, and both are asked to stop before either is
+        # waited for.
+        self.addCleanup(self.tags.stop_soon)
+        self.addCleanup(self.stock.stop_soon)
+        self.stock.wait_ready()
+        self.tags.wait_ready()
 
 
 class Resp:

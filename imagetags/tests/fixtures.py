@@ -207,3 +207,25 @@ def tags_app(app):
         else:
             raise LookupError('no TagsApp in %r' % (app,))
     return seen
+
+
+def image_states(engine, image_ids):
+    """``{image_id: (live tags oldest first, updated_at)}`` for the live
+    images among ``image_ids``, in one query (plain SQLAlchemy ``engine``,
+    for tests that compare before and after every request)."""
+    from imagetags.db.sql import models
+    images, tags = models.images, models.image_tags
+    query = (sa.select(images.c.id, images.c.updated_at, tags.c.value)
+             .select_from(images.outerjoin(tags, sa.and_(
+                 tags.c.image_id == images.c.id,
+                 tags.c.deleted == sa.false())))
+             .where(images.c.id.in_(list(image_ids)),
+                    images.c.deleted == sa.false())
+             .order_by(tags.c.id))
+    states = {}
+    with engine.connect() as conn:
+        for image_id, updated_at, tag in conn.execute(query):
+            tag_list = states.setdefault(image_id, ([], updated_at))[0]
+            if tag is not None:
+                tag_list.append(tag)
+    return states

@@ -60,26 +60,24 @@ class TagsApp:
     def match(self, environ):
         """The route for the raw (latin-1, PEP 3333) path, or None.
 
-        Where the server passes the raw request URI, a tag segment holding
-        ``%2F`` addresses a tag that contains ``/``.
+        Where the server passes the raw request URI, a last segment holding
+        ``%2F`` is the tag, decoded from the URI itself: it contains ``/``,
+        which PATH_INFO cannot tell apart (and which middleware such as
+        Glance's version negotiation may have collapsed there).
         """
-        path = environ.get('PATH_INFO', '')
-        match = self.mapper.match(path, environ)
-        if match is not None:
-            return match
         raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
-        if not raw or '/tags/' not in path:
-            return None
-        segment = urllib.parse.urlsplit(raw).path.rpartition('/')[2]
-        if '%2f' not in segment.lower():
-            return None
-        tag = urllib.parse.unquote_to_bytes(segment).decode('latin-1')
-        if not path.endswith('/' + tag):
-            return None
-        match = self.mapper.match(path[:-len(tag)] + 'x', environ)
-        if match is not None:
-            match['tag'] = tag
-        return match
+        if raw:
+            head, _, segment = urllib.parse.urlsplit(raw).path.rpartition('/')
+            if '%2f' in segment.lower():
+                head = _unquote(head)
+                script = environ.get('SCRIPT_NAME', '')
+                if script and head.startswith(script):
+                    head = head[len(script):]
+                match = self.mapper.match(head + '/x', environ)
+                if match is not None:
+                    match['tag'] = _unquote(segment)
+                    return match
+        return self.mapper.match(environ.get('PATH_INFO', ''), environ)
 
     def __call__(self, environ, start_response):
         match = self.match(environ)
@@ -140,6 +138,11 @@ class TagsApp:
         start_response('204 No Content',
                        [*NO_CONTENT_HEADERS, ('X-Openstack-Request-Id', rid)])
         return []
+
+
+def _unquote(raw):
+    """Percent-decoding as a PEP 3333 server does it (latin-1 string)."""
+    return urllib.parse.unquote_to_bytes(raw).decode('latin-1')
 
 
 def _decode(value):

@@ -20,6 +20,10 @@ MODIFY_IMAGE = 'modify_image'
 IS_ADMIN = 'context_is_admin'
 
 FORBIDDEN_MSG = 'You are not authorized to complete modify_image action.'
+# Glance's database layer refuses, whatever the policy says, changes to an
+# image without an owner or by a caller without a project (unless admin).
+NOT_MUTABLE_MSG = {ADD_TAG: 'Not allowed to update tags for image %s.',
+                   DELETE_TAG: 'Not allowed to delete tags for image %s.'}
 _TAG_PATH = '/v2/images/{image_id}/tags/{tag}'
 
 
@@ -127,6 +131,9 @@ def authorize(enforcer, ctx, action, image, tag):
     """Raise 403, or a bare 404 when the caller may not even read the image."""
     t = target(image, tag)
     if enforcer.authorize(action, t, ctx):
+        if not ctx.is_admin and None in (image['owner'], ctx.project_id):
+            raise webob.exc.HTTPForbidden(
+                explanation=NOT_MUTABLE_MSG[action] % image['id'])
         return
     if enforcer.authorize(GET_IMAGE, t, ctx):
         raise webob.exc.HTTPForbidden(explanation=FORBIDDEN_MSG)

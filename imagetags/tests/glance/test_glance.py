@@ -440,28 +440,25 @@ class FilterTest(GlanceTest):
 
     def test_tag_with_leading_slash(self):
         # Contract 3.5: %2F in the tag segment addresses a tag containing
-        # "/" under gunicorn. Inside Glance, versionnegotiation (before the
-        # filter) collapses "//" in PATH_INFO, so "/tags/%2Fa" arrives as
-        # "/tags/a" and imagetags changes the tag "a" instead of "/a", and
-        # "/tags/%2F" (the tag "/") passes on to Glance: 404.
+        # "/" under gunicorn, decoded from the raw URI: inside Glance,
+        # versionnegotiation (before the filter) collapses "//" in
+        # PATH_INFO, so "/tags/%2Fa" arrives there as "/tags/a".
         image_id = self.create(tags=('a',))
         self.same('PATCH', self.path(image_id), OWNER_M, body=[
             {'op': 'replace', 'path': '/tags', 'value': ['a', '/a', '/']}],
             headers={'Content-Type': PATCH_TYPE}, status=200)
         results = [self.call(self.tags, 'DELETE', self.path(image_id, tag),
                              OWNER_M).status for tag in ('%2Fa', '%2F')]
-        self.expectFailure(
-            'imagetags: a tag segment starting with %2F is misread inside '
-            'Glance', self.assertEqual,
-            ([204, 204], ['a']),
-            (results, sorted(self.tags_of(self.tags, image_id))))
+        self.assertEqual(([204, 204], ['a']),
+                         (results, sorted(self.tags_of(self.tags, image_id))))
 
     def test_image_without_owner_and_caller_without_project(self):
         # Glance's DB layer (is_image_mutable) refuses every change to an
         # image with no owner, or by a context with no project, unless
         # admin: 403 "Not allowed to update/delete tags for image <id>."
-        # The default modify_image rule passes there (None == None), so
-        # imagetags changes the tags (204).
+        # (The default modify_image rule passes there: None == None.)
+        # imagetags refuses at the policy step, before looking for the tag,
+        # so the DELETE of an absent tag is 403 too where Glance says 404.
         who = CALLERS['member_no_project']
         image_id = str(uuid.uuid4())
         self.same('POST', '/v2/images', who, status=201,
@@ -473,9 +470,10 @@ class FilterTest(GlanceTest):
             stock.append(pair[0].key())
             tags.append(pair[1].key())
         self.assertEqual([403, 403, 403, 404], [k[0] for k in stock])
-        self.expectFailure(
-            'imagetags: a caller without a project may change the tags of '
-            'an image without an owner', self.assertEqual, stock, tags)
+        self.assertEqual(stock[:3], tags[:3])
+        self.assertEqual(403, tags[3][0])
+        self.assertEqual(['pre', 'pre2'], sorted(self.tags_of(self.tags,
+                                                              image_id)))
 
     def test_nul_on_postgresql(self):
         if self.BACKEND != 'postgresql':

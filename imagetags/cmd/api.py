@@ -35,7 +35,8 @@ def main(argv=None):
     server = simple_server.make_server(args.host, args.port, app,
                                        server_class=_Server)
     print('imagetags (%s pipeline) on http://%s:%d/, database %s'
-          % (args.pipeline, args.host, args.port, conf.database.connection))
+          % (args.pipeline, args.host, args.port, conf.database.connection),
+          flush=True)
     server.serve_forever()
 
 

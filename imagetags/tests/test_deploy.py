@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import fixtures
 import sqlalchemy
 import stevedore
 import testtools
@@ -184,6 +185,7 @@ class TestCommands(testtools.TestCase):
             stderr=subprocess.STDOUT, text=True)
         self.addCleanup(server.wait)
         self.addCleanup(server.terminate)
+        self.useFixture(fixtures.Timeout(60, gentle=True))
         self.assertIn('sqlite:///%s/imagetags.sqlite' % self.state,
                       server.stdout.readline())
         self.assertEqual(image, self.manage(

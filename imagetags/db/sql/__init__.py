@@ -83,15 +83,21 @@ class SQLDriver(db.Driver):
         super().__init__(conf)
         url = sa.engine.make_url(conf.database.connection)
         if url.get_backend_name() == 'sqlite' and url.database:
-            # The embedded default: make its state directory.
+            # The embedded default: make its state directory. A busy wait of
+            # 1 s (pysqlite's default is 5 s) per attempt keeps the retries
+            # of a locked database well inside a WSGI server's timeout.
             os.makedirs(os.path.dirname(os.path.abspath(url.database)),
                         exist_ok=True)
+            if 'timeout' not in url.query:
+                url = url.update_query_dict({'timeout': '1'})
         self._tm = enginefacade.transaction_context()
         # max_retries=0: no connection test at start-up (that is all oslo.db
         # uses it for), so that a process started while the database is down
         # answers 503 until it is back instead of failing to start (which
         # stops gunicorn altogether) or waiting max_retries x retry_interval.
-        self._tm.configure(**dict(conf.database.items(), max_retries=0))
+        self._tm.configure(**dict(
+            conf.database.items(), max_retries=0,
+            connection=url.render_as_string(hide_password=False)))
         self.engine = self._tm.writer.get_engine()
         self._no_nul = self.engine.dialect.name == 'postgresql'
         self._change = oslo_db_api.wrap_db_retry(

@@ -68,45 +68,60 @@ def list_rules():
 
 
 class Enforcer(policy.Enforcer):
-    """Keeps the rules in force when a changed policy file cannot be parsed.
+    """Never runs on rules it cannot trust.
 
-    oslo.policy re-reads a changed file on the next check. One that it cannot
-    parse (bad YAML, not a mapping, a rule that is not a string) made that
-    one check raise (a 500), and the previous rules stayed in force after it.
-    Here the error is logged instead and the previous rules stay in force
-    from the first request on, until the file is changed again: a broken
-    edit neither opens the policy nor fails requests. The first load, at
-    start-up, still raises.
+    A policy file that cannot be parsed, or in which the rules imagetags
+    enforces reach a rule that does not exist (oslo.policy would fall back to
+    ``default``, which allows everything) or a cycle, fails at start-up with
+    a ``ValueError`` naming the file. Other rules of the file (a Glance
+    policy.yaml has many) are not imagetags' business. When a running
+    process re-reads a changed file (oslo.policy does on the next check)
+    that is broken in the same ways, the error is logged and the rules
+    loaded before stay in force until the file is changed again: a broken
+    edit neither opens the policy nor fails requests.
     """
 
     loaded = False
 
     def load_rules(self, force_reload=False):
-        if not self.loaded:
-            super().load_rules(force_reload)
-            self.loaded = True
-            return
+        before = self.rules
         try:
             super().load_rules(force_reload)
-        except Exception:
-            LOG.exception('The policy file %s cannot be parsed; the rules '
+            for name in (ADD_TAG, DELETE_TAG, GET_IMAGE, IS_ADMIN):
+                self._check(self.rules[name], [name])
+        except Exception as e:
+            if not self.loaded:
+                raise ValueError('The policy file %s cannot be used: %s: %s'
+                                 % (self.policy_path or
+                                    self.conf.oslo_policy.policy_file,
+                                    type(e).__name__, e)) from e
+            self.rules = before
+            LOG.exception('The policy file %s cannot be used; the rules '
                           'loaded before stay in force until it is fixed.',
                           self.policy_path)
+        self.loaded = True
+
+    def _check(self, check, path):
+        if isinstance(check, policy.RuleCheck):
+            if check.match in path:
+                raise ValueError('a cycle: %s' % ' -> '.join(
+                    path + [check.match]))
+            if check.match not in self.rules:
+                raise ValueError('%s uses the undefined rule %s' % (
+                    path[-1], check.match))
+            self._check(self.rules[check.match], path + [check.match])
+        for sub in getattr(check, 'rules', None) or [
+                getattr(check, 'rule', None)]:
+            if sub is not None:
+                self._check(sub, path)
 
 
 def make_enforcer(conf):
-    """An enforcer with the in-code defaults and the operator's file loaded.
-
-    Loading here makes a policy file that cannot be parsed fail at start-up.
-    """
+    """An enforcer with the in-code defaults and the operator's file loaded,
+    so that a policy file it cannot use fails at start-up."""
     enforcer = Enforcer(conf)
     enforcer.register_defaults(list_rules())
-    try:
-        enforcer.load_rules()
-    except Exception as e:
-        raise ValueError('The policy file %s cannot be parsed: %s: %s' % (
-            enforcer.policy_path or conf.oslo_policy.policy_file,
-            type(e).__name__, e)) from e
+    enforcer.load_rules()
     return enforcer
 
 

@@ -503,6 +503,10 @@ class PolicyFileTest(InProcess, testtools.TestCase):
         'a rule that is a number': 'delete_image_tag: 5\n',
         'a rule that is a list of numbers': 'delete_image_tag: [1, 2]\n',
         'not UTF-8': b'delete_image_tag: "\xff"\n',
+        # oslo.policy would fall back to "default" (allow) for these.
+        'an undefined rule': 'delete_image_tag: "rule:typo"\n',
+        'an undefined rule further down': 'modify_image: "not rule:typo"\n',
+        'a cycle': 'modify_image: "rule:m2"\nm2: "rule:modify_image"\n',
     }
     ADMIN_ONLY = 'delete_image_tag: "rule:context_is_admin"\n'
 
@@ -527,8 +531,17 @@ class PolicyFileTest(InProcess, testtools.TestCase):
             self.write(text)
             config = self.useFixture(it_fixtures.ConfigDir(self.options))
             e = self.assertRaises(ValueError, config.loadapp)
-            self.assertIn('The policy file %s cannot be parsed' % self.policy,
+            self.assertIn('The policy file %s cannot be used' % self.policy,
                           str(e), name)
+
+    def test_other_rules_of_a_glance_policy_file_are_not_ours(self):
+        # A Glance policy.yaml names rules Glance defines in its code.
+        self.write('add_image: "rule:glance_only"\n'
+                   'delete_image: "rule:x and rule:y"\n' + self.ADMIN_ONLY)
+        self.load(self.options)
+        self.driver.create_image(IMAGE, OWNER, 'private')
+        self.assertEqual(204, self.call('PUT', 'x').status_int)
+        self.assertEqual(403, self.call('DELETE', 'x').status_int)
 
     def test_broken_while_running_keeps_the_rules_in_force(self):
         self.write(self.ADMIN_ONLY)
@@ -543,7 +556,7 @@ class PolicyFileTest(InProcess, testtools.TestCase):
                 resp = self.call('DELETE', 'x')
                 self.assertEqual(403, resp.status_int, (name, resp.body))
                 self.assertEqual(204, self.call('PUT', 'y').status_int, name)
-            self.assertIn('The policy file %s cannot be parsed; the rules '
+            self.assertIn('The policy file %s cannot be used; the rules '
                           'loaded before stay in force' % self.policy,
                           log.output, name)
             self.assertEqual(['x', 'y'],

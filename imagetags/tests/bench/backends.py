@@ -87,11 +87,9 @@ class Backend:
                   else self.settings.pg_url)
         admin_url = sa.engine.make_url(server)
         name = 'imagetags_bench_' + uuid.uuid4().hex[:8]
-        connect_args = ({'connect_timeout': 5} if self.name == 'mysql'
-                        else {'connect_timeout': 5})
         engine = sa.create_engine(admin_url, isolation_level='AUTOCOMMIT',
                                   poolclass=sa.pool.NullPool,
-                                  connect_args=connect_args)
+                                  connect_args={'connect_timeout': 5})
         with engine.connect() as conn:
             conn.execute(sa.text('CREATE DATABASE ' + name))
 

@@ -3,8 +3,8 @@
 The app is loaded with ``paste.deploy.loadapp`` exactly as deployed; requests
 are made with ``webob.Request.blank`` beforehand, so only the app's own work
 is timed: wall time (median, p99) and this process's CPU time (mean) per
-request, and SQL statements and transactions per request, counted with
-SQLAlchemy events on every engine (``before_cursor_execute``; ``begin``).
+request, and SQL statements and other database calls per request (see
+``SQLCounter``).
 Kinds, interleaved on 16 images round-robin: ``PUT`` of a new tag,
 ``DELETE`` of it, ``DELETE`` of an absent tag, ``PUT`` of a present tag.
 """
@@ -23,11 +23,24 @@ IMAGES = 16
 
 
 class SQLCounter:
-    """Statements and transactions on any SQLAlchemy engine, while active."""
+    """Statements and other database calls, while active.
 
-    def __init__(self):
+    ``statements``: SQL sent through a cursor (any engine, counted with the
+    ``before_cursor_execute`` event; on SQLite that includes the driver's
+    ``BEGIN``). ``calls``: what the engine's dialect sends besides: pings
+    (``pool_pre_ping``), commits and rollbacks (including the pool's
+    reset-on-return), each a round trip on MariaDB and PostgreSQL.
+    ``transactions``: ``begin`` events.
+    """
+
+    WRAPPED = ('do_ping', 'do_commit', 'do_rollback')
+
+    def __init__(self, engine=None):
+        self.engine = engine
         self.statements = 0
         self.transactions = 0
+        self.calls = 0
+        self.by_call = dict.fromkeys(self.WRAPPED, 0)
         self.log = []
         self.keep = 0
 
@@ -40,14 +53,31 @@ class SQLCounter:
     def _begin(self, conn):
         self.transactions += 1
 
+    def _wrap(self, name, method):
+        def counted(*args, **kwargs):
+            self.calls += 1
+            self.by_call[name] += 1
+            if self.keep:
+                self.log.append('(%s)' % name)
+            return method(*args, **kwargs)
+        return counted
+
     def __enter__(self):
         sa.event.listen(sa.engine.Engine, 'before_cursor_execute', self._stmt)
         sa.event.listen(sa.engine.Engine, 'begin', self._begin)
+        if self.engine is not None:
+            dialect = self.engine.dialect
+            for name in self.WRAPPED:
+                setattr(dialect, name, self._wrap(name, getattr(dialect,
+                                                                name)))
         return self
 
     def __exit__(self, *exc):
         sa.event.remove(sa.engine.Engine, 'before_cursor_execute', self._stmt)
         sa.event.remove(sa.engine.Engine, 'begin', self._begin)
+        if self.engine is not None:
+            for name in self.WRAPPED:
+                delattr(self.engine.dialect, name)
 
 
 def load(backend):
@@ -83,7 +113,7 @@ def plan(images, n, prefix='t'):
 
 def execute(app, steps, counter=None):
     """Run the steps; per kind: wall ns list, cpu ns total, statements."""
-    out = {k: {'wall': [], 'cpu': 0, 'sql': 0, 'tx': 0, 'bad': 0}
+    out = {k: {'wall': [], 'cpu': 0, 'sql': 0, 'tx': 0, 'calls': 0, 'bad': 0}
            for k in KINDS}
     status = []
 
@@ -94,6 +124,7 @@ def execute(app, steps, counter=None):
     for kind, environ, expected in steps:
         s0 = counter.statements if counter else 0
         t0 = counter.transactions if counter else 0
+        k0 = counter.calls if counter else 0
         del status[:]
         c = cpu()
         w = perf()
@@ -107,6 +138,7 @@ def execute(app, steps, counter=None):
         if counter:
             rec['sql'] += counter.statements - s0
             rec['tx'] += counter.transactions - t0
+            rec['calls'] += counter.calls - k0
         if not status or not status[0].startswith(expected):
             rec['bad'] += 1
     return out
@@ -119,7 +151,8 @@ def run(backend, settings):
     execute(app, plan(images, max(20, settings.inproc_n // 10), 'w'))
     steps = plan(images, settings.inproc_n)
     gc.collect()
-    with SQLCounter() as counter:
+    engine = tags_app.driver.engine if backend.is_sql else None
+    with SQLCounter(engine) as counter:
         raw = execute(app, steps, counter)
     result = {}
     for kind, rec in raw.items():
@@ -132,18 +165,19 @@ def run(backend, settings):
             'cpu_us': rec['cpu'] / n / 1000,
             'sql': rec['sql'] / n,
             'tx': rec['tx'] / n,
+            'calls': rec['calls'] / n,
             'bad': rec['bad'],
         }
-    statements = sample_statements(app, images) if backend.is_sql else {}
+    statements = sample_statements(app, images, engine) if engine else {}
     if backend.is_sql:
         tags_app.driver.engine.dispose()
     return {'kinds': result, 'statements': statements}
 
 
-def sample_statements(app, images):
+def sample_statements(app, images, engine):
     """The SQL text of one request of each kind, for the report."""
     samples = {}
-    with SQLCounter() as counter:
+    with SQLCounter(engine) as counter:
         counter.keep = 1
         for kind, environ, _ in plan(images[:1], 1, 'sample'):
             del counter.log[:]

@@ -80,11 +80,11 @@ class Report:
                 r = res['kinds'][kind]
                 rows.append([b.label, label, '%.0f' % r['p50_us'],
                              '%.0f' % r['p99_us'], '%.0f' % r['cpu_us'],
-                             '%.2f' % r['sql'], '%.2f' % r['tx'],
+                             '%.2f' % r['sql'], '%.2f' % r['calls'],
                              r['bad'] or ''])
         return _table(['driver', 'request', 'wall p50 us', 'wall p99 us',
-                       'CPU us (mean)', 'SQL stmts/req', 'txns/req',
-                       'wrong status'], rows)
+                       'CPU us (mean)', 'SQL stmts/req',
+                       'ping+commit+rollback/req', 'wrong status'], rows)
 
     def _floor(self, name, scenario):
         return self.http.get((name, 'floor', scenario))
@@ -147,8 +147,12 @@ class Report:
                 continue
             lines.append('### SQL of one request, %s' % b.label)
             for kind, stmts in res['statements'].items():
-                lines.append('- %s: %d statement(s)' % (KIND_LABELS[kind],
-                                                        len(stmts)))
+                n = len([x for x in stmts if not x.startswith('(')])
+                lines.append('- %s: %d statement(s); other calls: %s' % (
+                    KIND_LABELS[kind], n, ', '.join(
+                        x.strip('()') for x in stmts if x.startswith('('))
+                    or 'none'))
+                stmts = [x for x in stmts if not x.startswith('(')]
                 lines += ['  - `%s`' % s for s in stmts]
             lines.append('')
         if not lines:

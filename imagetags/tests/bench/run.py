@@ -1,8 +1,9 @@
-"""``python -m imagetags.tests.bench [all|inproc|http|profile DRIVER]``.
+"""``python -m imagetags.tests.bench [all|inproc|http|profile|experiments]``.
 
 ``all`` (the default) runs everything and writes the report to
 ``BENCH_OUTPUT``; ``inproc`` and ``http`` run one part; ``profile`` profiles
-the in-process path (see ``profiling``). Settings: ``settings``.
+the in-process path (see ``profiling``); ``experiments`` measures proposed
+fixes (see ``experiments``). Settings: ``settings``.
 """
 import datetime
 import os
@@ -58,12 +59,24 @@ def _rss_backends(s, backend_list):
     return [b for b in live if b.name in wanted]
 
 
+def _keep_log(path, output, notes):
+    """gunicorn's log (warnings and errors only) next to the report."""
+    if os.path.exists(path) and os.path.getsize(path):
+        kept = output + '.gunicorn.log'
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        shutil.copy(path, kept)
+        notes.append('gunicorn logged warnings or errors: see %s' % kept)
+
+
 def main(argv=()):
     argv = list(argv)
     what = argv[0] if argv else 'all'
     if what == 'profile':
         from imagetags.tests.bench import profiling
         return profiling.main(argv[1:])
+    if what == 'experiments':
+        from imagetags.tests.bench import experiments
+        return experiments.main(argv[1:])
     if what not in ('all', 'inproc', 'http'):
         print(__doc__)
         return 2
@@ -87,7 +100,13 @@ def main(argv=()):
             print('In process (%d requests of each kind per driver)'
                   % s.inproc_n, flush=True)
             for b in live:
-                res = inproc.run(b, s)
+                try:
+                    res = inproc.run(b, s)
+                except Exception as e:  # noqa: report it, go on
+                    notes.append('in-process run on %s failed: %s: %s'
+                                 % (b.label, type(e).__name__, e))
+                    print('FAILED %s' % notes[-1], flush=True)
+                    continue
                 inproc_results[b.name] = res
                 print('  %-10s ' % b.name + '  '.join(
                     '%s %.0f us/%.1f sql' % (k, r['p50_us'], r['sql'])
@@ -100,11 +119,18 @@ def main(argv=()):
                 print('SKIP HTTP part: %s' % why, flush=True)
             else:
                 runner = httpbench.Runner(s, workdir, wrk)
-                http_results = runner.run(live)
-                for b in _rss_backends(s, live):
-                    print('Worker RSS on %s' % b.label, flush=True)
-                    rss_results.append(runner.rss(b))
+                try:
+                    http_results = runner.run(live)
+                    for b in _rss_backends(s, live):
+                        print('Worker RSS on %s' % b.label, flush=True)
+                        rss_results.append(runner.rss(b))
+                except Exception as e:  # noqa: report what was measured
+                    notes.append('HTTP part stopped: %s: %s'
+                                 % (type(e).__name__, e))
+                    print('FAILED %s' % notes[-1], flush=True)
+                    http_results = http_results or runner.medians()
                 notes.extend(runner.notes)
+                _keep_log(runner.log_path, s.output, notes)
     finally:
         for b in backend_list:
             b.cleanup()

@@ -14,7 +14,7 @@ BENCH_WARMUP               seconds of warm-up per server       2 / 0.5
 BENCH_REPEAT               repetitions (median reported)       1 / 1
 BENCH_CONNECTIONS          wrk connections (one image each)    16
 BENCH_WORKERS              gunicorn sync workers               4
-BENCH_INPROC_N             in-process requests per kind        2000 / 200
+BENCH_INPROC_N             in-process requests per kind        1000 / 200
 BENCH_RSS_COUNTS           requests before each RSS reading    10000,100000
                                                                / 1000,5000
 BENCH_RSS_DRIVERS          drivers whose worker RSS is taken   first SQL
@@ -108,7 +108,7 @@ def load():
         repeat=max(1, _env('BENCH_REPEAT', 1, 1, q, int)),
         connections=_env('BENCH_CONNECTIONS', 16, 16, q, int),
         workers=_env('BENCH_WORKERS', 4, 4, q, int),
-        inproc_n=_env('BENCH_INPROC_N', 2000, 200, q, int),
+        inproc_n=_env('BENCH_INPROC_N', 1000, 200, q, int),
         rss_counts=[int(c) for c in _list(
             _env('BENCH_RSS_COUNTS', '10000,100000', '1000,5000', q))],
         rss_drivers=_env('BENCH_RSS_DRIVERS', 'auto', 'auto', q),

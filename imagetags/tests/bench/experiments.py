@@ -12,19 +12,38 @@ of the four request kinds through the noauth pipeline; the figure is CPU
 time of the process per request (``time.process_time``), which other load on
 the machine does not inflate the way it inflates wall time.
 
+The whole bench runs with fixes applied when ``BENCH_PATCHES`` names them
+(comma separated), in process and in the gunicorn workers, e.g.
+``BENCH_PATCHES=policy_argspec,policy_reload tox -e bench``.
+
 Fixes:
 
 - ``policy_argspec``: oslo.policy's ``_checks._check`` calls
   ``inspect.getfullargspec(rule.__call__)`` on every node of every rule on
   every check; cache the answer per check class.
+- ``policy_literal``: oslo.policy's ``GenericCheck`` (``project_id:%(...)s``,
+  ``'public':%(visibility)s``) runs ``ast.literal_eval(kind)`` on every
+  evaluation, which parses the text and, for a name like ``project_id``,
+  raises ValueError; cache the outcome per kind.
+- ``policy_validate_once``: imagetags' ``Enforcer.load_rules`` walks the
+  graph of the rules it enforces (undefined rules, cycles) after every
+  ``load_rules``, i.e. on every check; walk it only when the rules changed.
 - ``policy_reload``: oslo.policy's ``Enforcer.load_rules`` (run by every
   ``enforce``) searches the config dirs for ``policy.yaml`` and
   ``policy.d`` (several stat() calls each) when there is no policy file,
   and stats it when there is; look at most once a second.
-- ``sql_no_ping``: oslo.db creates engines with ``pool_pre_ping=True`` (a
-  ``SELECT 1`` round trip on every checkout) and a ``checkin`` listener
-  that calls ``time.sleep(0)`` (for eventlet); drop both (the driver already
-  retries a whole transaction on a lost connection).
+- ``middleware_argspec``: oslo.middleware's ``ConfigurableMiddleware``
+  (``http_proxy_to_wsgi``) calls ``getfullargspec(self.process_response)``
+  on every request; cache it per function.
+- ``sql_lean_pool``: oslo.db creates engines with ``pool_pre_ping=True``
+  (a ping round trip on every checkout) and a ``checkin`` listener that
+  calls ``time.sleep(0)`` (for eventlet), and SQLAlchemy's pool rolls back
+  every connection it gets back even though ``engine.begin()`` has just
+  committed or rolled back (``Connection.close`` skips that reset only when
+  it ends the transaction itself): a ``ROLLBACK`` round trip on MariaDB
+  (PyMySQL sends it; psycopg2 and sqlite3 skip it when idle). Drop all three
+  (the driver always ends its transaction, and retries a whole transaction
+  on a lost connection).
 - ``sqlite_pool``: oslo.db forces ``NullPool`` on file SQLite, so every
   request opens the file, reads the schema and closes it; pool connections
   (SQLAlchemy's own default for file databases, ``QueuePool``).
@@ -39,7 +58,9 @@ import sys
 import tempfile
 import time
 
-STEPS = ['policy_argspec', 'policy_reload', 'sql_no_ping', 'sqlite_pool']
+STEPS = ['policy_argspec', 'policy_literal', 'policy_validate_once',
+         'policy_reload', 'middleware_argspec', 'sql_lean_pool',
+         'sqlite_pool']
 
 
 def policy_argspec():
@@ -57,6 +78,48 @@ def policy_argspec():
     _checks._check = _check
 
 
+def policy_literal():
+    import ast
+    from oslo_policy import _checks
+
+    @functools.lru_cache(maxsize=4096)
+    def literal(kind):
+        try:
+            return True, str(ast.literal_eval(kind))
+        except ValueError:
+            return False, None
+
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        try:
+            match = self.match % target
+        except KeyError:
+            return False
+        is_literal, value = literal(self.kind)
+        if is_literal:
+            return match == value
+        return self._find_in_dict(creds, self.kind.split('.'), match)
+
+    _checks.GenericCheck.__call__ = __call__
+
+
+def policy_validate_once():
+    from imagetags import policy
+    check = getattr(policy.Enforcer, '_check', None)
+    if check is None:
+        return
+
+    def once(self, rule, path):
+        if len(path) != 1:
+            return check(self, rule, path)
+        key = (id(self.rules), len(self.rules), path[0], id(rule))
+        done = self.__dict__.setdefault('_validated', set())
+        if key not in done:
+            check(self, rule, path)
+            done.add(key)
+
+    policy.Enforcer._check = once
+
+
 def policy_reload():
     from imagetags import policy
     load_rules = policy.Enforcer.load_rules
@@ -72,6 +135,20 @@ def policy_reload():
     policy.Enforcer.load_rules = throttled
 
 
+def middleware_argspec():
+    from oslo_middleware import base
+
+    @functools.lru_cache(maxsize=None)
+    def cached(func):
+        return inspect.getfullargspec(func)
+
+    def getfullargspec(f):
+        func = getattr(f, '__func__', None)
+        return cached(func) if func is not None else inspect.getfullargspec(f)
+
+    base.getfullargspec = getfullargspec
+
+
 def _patch_driver_init(fn):
     from imagetags.db import sql
     init = sql.SQLDriver.__init__
@@ -83,12 +160,14 @@ def _patch_driver_init(fn):
     sql.SQLDriver.__init__ = patched
 
 
-def sql_no_ping():
+def sql_lean_pool():
     import sqlalchemy as sa
     from oslo_db.sqlalchemy import engines
+    from sqlalchemy.pool import base as pool_base
 
     def fix(driver):
         driver.engine.pool._pre_ping = False
+        driver.engine.pool._reset_on_return = pool_base.reset_none
         if sa.event.contains(driver.engine, 'checkin', engines._thread_yield):
             sa.event.remove(driver.engine, 'checkin', engines._thread_yield)
     _patch_driver_init(fix)
@@ -109,9 +188,24 @@ def sqlite_pool():
     _patch_driver_init(fix)
 
 
+def apply(names):
+    """Apply the named fixes to this process (see BENCH_PATCHES)."""
+    for name in names:
+        if name not in STEPS:
+            raise SystemExit('unknown fix %r; choose from %s'
+                             % (name, ', '.join(STEPS)))
+        globals()[name]()
+
+
+def from_env():
+    names = [n.strip() for n in os.environ.get('BENCH_PATCHES', '').split(',')
+             if n.strip()]
+    apply(names)
+    return names
+
+
 def child(driver, patches, n):
-    for p in patches:
-        globals()[p]()
+    apply(patches)
     from imagetags.tests.bench import backends as bk
     from imagetags.tests.bench import inproc
     from imagetags.tests.bench import settings as bench_settings

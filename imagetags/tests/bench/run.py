@@ -81,12 +81,17 @@ def main(argv=()):
         print(__doc__)
         return 2
     s = bench_settings.load()
+    from imagetags.tests.bench import experiments
+    patches = experiments.from_env()
     workdir = s.workdir or tempfile.mkdtemp(prefix='imagetags-bench-')
     os.makedirs(workdir, exist_ok=True)
     started = time.monotonic()
     print('imagetags bench: %s\nwork directory: %s' % (s.describe(), workdir),
           flush=True)
     header = _header(s)
+    if patches:
+        header += ('\n- **with proposed fixes applied as monkeypatches '
+                   '(BENCH_PATCHES): %s**' % ', '.join(patches))
     backend_list = [bk.Backend(name, s, workdir) for name in s.drivers]
     notes = []
     inproc_results, http_results, rss_results = {}, {}, []

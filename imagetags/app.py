@@ -87,57 +87,60 @@ class TagsApp:
         try:
             ctx = context.get(environ, self.conf.allow_anonymous_access)
             rid = ctx.request_id
-            ctx.is_admin = self.enforcer.authorize(policy.IS_ADMIN, {}, ctx)
-            if match is None:
-                raise webob.exc.HTTPNotFound()
-            if match['handler'] is None:
-                raise webob.exc.HTTPMethodNotAllowed(
-                    headers=[('Allow', match['allow'])])
-            image_id = _decode(match['image_id'])
-            tag = _decode(match['tag'])
-            if any(c > '\uffff' for c in tag):
-                raise webob.exc.HTTPBadRequest(
-                    explanation="Param values can't contain 4 byte unicode.")
-            _reject_body(environ)
-            try:
-                if not (len(image_id) <= _MAX_IMAGE_ID and image_id.isascii()
-                        and image_id.isprintable()):
-                    raise db.ImageNotFound(image_id)
-                match['handler'](self, ctx, image_id, tag)
-            except db.ImageNotFound:
-                raise webob.exc.HTTPNotFound(
-                    explanation='Image %s not found.' % image_id)
-            except db.TagNotFound:
-                raise webob.exc.HTTPNotFound()
-            except db.TagLimitExceeded as e:
-                raise webob.exc.HTTPRequestEntityTooLarge(
-                    explanation='Image tag limit exceeded for image %s: The '
-                    'limit has been exceeded on the number of allowed image '
-                    'tags. Attempted: %d, Maximum: %d:'
-                    % (image_id, e.attempted, e.maximum))
-            except db.InvalidTag as e:
-                raise webob.exc.HTTPBadRequest(explanation=str(e))
-            except db.Unavailable:
-                raise webob.exc.HTTPServiceUnavailable(
-                    explanation='The database is unavailable or busy; try '
-                    'again later.',
-                    headers=[('Retry-After', str(self.conf.imagetags
-                                                 .retry_after))])
-        except webob.exc.HTTPException as exc:
-            if rid is not None:
-                exc.headers['X-Openstack-Request-Id'] = rid
-            return exc(environ, start_response)
+            self.handle(environ, match, ctx)
+        except webob.exc.HTTPException as e:
+            exc = e
         except Exception:
             LOG.exception('Unexpected error in %s %s',
                           environ.get('REQUEST_METHOD'),
                           environ.get('PATH_INFO'))
             exc = webob.exc.HTTPInternalServerError()
-            if rid is not None:
-                exc.headers['X-Openstack-Request-Id'] = rid
-            return exc(environ, start_response)
-        start_response('204 No Content',
-                       [*NO_CONTENT_HEADERS, ('X-Openstack-Request-Id', rid)])
-        return []
+        else:
+            start_response('204 No Content', [
+                *NO_CONTENT_HEADERS, ('X-Openstack-Request-Id', rid)])
+            return []
+        if rid is not None:
+            exc.headers['X-Openstack-Request-Id'] = rid
+        return exc(environ, start_response)
+
+    def handle(self, environ, match, ctx):
+        """The checks after 401, in Glance's order; errors as HTTP errors."""
+        if match is None:
+            raise webob.exc.HTTPNotFound()
+        if match['handler'] is None:
+            raise webob.exc.HTTPMethodNotAllowed(
+                headers=[('Allow', match['allow'])])
+        image_id = _decode(match['image_id'])
+        tag = _decode(match['tag'])
+        if any(c > '\uffff' for c in tag):
+            raise webob.exc.HTTPBadRequest(
+                explanation="Param values can't contain 4 byte unicode.")
+        _reject_body(environ)
+        ctx.is_admin = self.enforcer.authorize(policy.IS_ADMIN, {}, ctx)
+        try:
+            if not (len(image_id) <= _MAX_IMAGE_ID and image_id.isascii()
+                    and image_id.isprintable()):
+                raise db.ImageNotFound(image_id)
+            match['handler'](self, ctx, image_id, tag)
+        except db.ImageNotFound:
+            raise webob.exc.HTTPNotFound(
+                explanation='Image %s not found.' % image_id)
+        except db.TagNotFound:
+            raise webob.exc.HTTPNotFound()
+        except db.TagLimitExceeded as e:
+            raise webob.exc.HTTPRequestEntityTooLarge(
+                explanation='Image tag limit exceeded for image %s: The '
+                'limit has been exceeded on the number of allowed image '
+                'tags. Attempted: %d, Maximum: %d:'
+                % (image_id, e.attempted, e.maximum))
+        except db.InvalidTag as e:
+            raise webob.exc.HTTPBadRequest(explanation=str(e))
+        except db.Unavailable:
+            raise webob.exc.HTTPServiceUnavailable(
+                explanation='The database is unavailable or busy; try '
+                'again later.',
+                headers=[('Retry-After',
+                          str(self.conf.imagetags.retry_after))])
 
 
 def _unquote(raw):

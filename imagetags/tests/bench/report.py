@@ -15,6 +15,24 @@ P99_MAX = 2.0
 RSS_MAX_MB = 5.0
 
 
+HOW_TO_READ = '''\
+- Floors, under the same gunicorn and wrk in the same run: the no-op app
+  answers 204 at once; the one-SQL app runs one statement and its commit on
+  the same database per request (PUT: INSERT of a row, DELETE: DELETE of
+  it; DELETE absent: a DELETE that finds no row, answered 404).
+- "x one-SQL floor" / "x no-op floor": imagetags' req/s over the floor's,
+  same scenario.
+- Server CPU: gunicorn master and workers (utime+stime from /proc) over the
+  scenario, per request; DB CPU: the database server's processes. On 2
+  cores, req/s is bounded by the sum of server, DB and wrk CPU per request.
+- In process: the same Paste pipeline called directly; CPU is this
+  process's CPU time (includes the kernel's, e.g. SQLite's fsync work),
+  wall includes waiting for the database. "ping+commit+rollback" are the
+  calls the dialect makes besides statements (pool pre-ping, commit,
+  rollback, the pool's rollback-on-return), each a round trip on MariaDB
+  (PostgreSQL and SQLite skip a rollback with no transaction open).'''
+
+
 def _f(value, fmt='%.2f'):
     return 'n/a' if value is None else fmt % value
 
@@ -67,6 +85,12 @@ class Report:
         samples = self.sql_samples()
         if samples:
             parts += [samples, '']
+        parts += ['## How to read this', '', HOW_TO_READ, '']
+        if self.http and self.s.repeat < 3:
+            parts += ['One repetition per scenario: on a shared 2-core '
+                      'machine req/s move by 20-30% from run to run; use '
+                      'BENCH_REPEAT=3 (medians) before deciding anything.',
+                      '']
         parts += ['## Targets of issue 5', '', self.targets_table(), '']
         return '\n'.join(parts)
 

@@ -17,7 +17,9 @@ DEFAULT_OPTS = [
                      'anonymous context (so tag changes answer 403) instead '
                      'of answering 401. Same option as in Glance.'),
     cfg.StrOpt('state_path', default='/var/lib/imagetags',
-               help='Directory for the embedded SQLite database.'),
+               help='Directory for the embedded SQLite database: the default '
+                    '[database] connection is '
+                    'sqlite:///$state_path/imagetags.sqlite.'),
 ]
 
 IMAGETAGS_OPTS = [
@@ -31,6 +33,10 @@ IMAGETAGS_OPTS = [
                     'database reports lock contention (SQLite busy, '
                     'deadlock, Galera certification failure, serialization '
                     'failure) before the request answers 503.'),
+    cfg.FloatOpt('policy_reload_interval', default=1.0, min=0,
+                 help='Seconds between two looks at the policy file (and '
+                      'policy.d) for changes; 0 looks before every check, '
+                      'as oslo.policy does by default.'),
     cfg.IntOpt('retry_after', default=1, min=0,
                help='Seconds sent in the Retry-After header of a 503 '
                     'answer when the database is unavailable or busy.'),
@@ -45,7 +51,7 @@ def register_opts(conf):
     set_lib_defaults(conf)
 
 
-def set_lib_defaults(conf=cfg.CONF):
+def set_lib_defaults(conf):
     """Library defaults: the embedded SQLite database and policy.yaml."""
     db_options.set_defaults(
         conf, connection='sqlite:///$state_path/imagetags.sqlite')

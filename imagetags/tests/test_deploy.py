@@ -36,8 +36,6 @@ class TestEntryPoints(testtools.TestCase):
                 'context': deploy.context_filter_factory},
             'paste.composite_factory': {'root': deploy.root_factory},
             'oslo.config.opts': {'imagetags': it_conf.list_opts},
-            'oslo.config.opts.defaults': {
-                'imagetags': it_conf.set_lib_defaults},
             'oslo.policy.policies': {'imagetags': policy.list_rules},
             'oslo.policy.enforcer': {'imagetags': policy.get_enforcer},
         }

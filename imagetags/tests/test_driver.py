@@ -254,6 +254,28 @@ class SQLOnly:
         self.assertRaises(db.TagNotFound, self.delete, 't')
         self.assertEqual(2, len(statements), statements)
 
+    def test_lean_pool(self):
+        # _lean sets private attributes of SQLAlchemy's pool: they must
+        # still mean what they meant.
+        pool = self.engine().pool
+        for name in ('_pre_ping', '_reset_on_return', '_creator', '_recycle',
+                     '_dialect'):
+            self.assertTrue(hasattr(pool, name), name)
+        self.assertFalse(pool._pre_ping)
+        self.assertIs(sa.pool.base.reset_none, pool._reset_on_return)
+        self.assertIsInstance(pool, sa.pool.QueuePool)
+        statements = []
+        sa.event.listen(self.engine(), 'before_cursor_execute',
+                        lambda *a: statements.append(a[2]))
+        self.add('t')
+        self.assertFalse([s for s in statements if 'image_id=' in s.split(
+            'WHERE')[0] and s.startswith('UPDATE image_tags')])
+        self.delete('t')
+        soft_delete = [s for s in statements
+                       if s.startswith('UPDATE image_tags')]
+        self.assertEqual(1, len(soft_delete))
+        self.assertNotIn('image_id', soft_delete[0].split('WHERE')[0])
+
     def test_migrations_match_models(self):
         from alembic import autogenerate
         from alembic import migration as alembic_migration

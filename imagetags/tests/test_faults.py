@@ -515,7 +515,9 @@ class PolicyFileTest(InProcess, testtools.TestCase):
         self.dir = self.useFixture(fixtures.TempDir()).path
         self.policy = os.path.join(self.dir, 'policy.yaml')
         self.mtime = time.time()
-        self.options = {'imagetags': {'driver': 'memory'},
+        # Look at the file on every check, not once a second.
+        self.options = {'imagetags': {'driver': 'memory',
+                                      'policy_reload_interval': 0},
                         'oslo_policy': {'policy_file': self.policy}}
 
     def write(self, text):
@@ -542,6 +544,17 @@ class PolicyFileTest(InProcess, testtools.TestCase):
         self.driver.create_image(IMAGE, OWNER, 'private')
         self.assertEqual(204, self.call('PUT', 'x').status_int)
         self.assertEqual(403, self.call('DELETE', 'x').status_int)
+
+    def test_changes_are_seen_within_the_reload_interval(self):
+        self.write(self.ADMIN_ONLY)
+        self.load(it_fixtures.merge(self.options, {
+            'imagetags': {'policy_reload_interval': 0.5}}))
+        self.driver.create_image(IMAGE, OWNER, 'private')
+        self.assertEqual(204, self.call('PUT', 'x').status_int)
+        self.assertEqual(403, self.call('DELETE', 'x').status_int)
+        self.write('delete_image_tag: "rule:modify_image"\n')
+        time.sleep(0.6)
+        self.assertEqual(204, self.call('DELETE', 'x').status_int)
 
     def test_broken_while_running_keeps_the_rules_in_force(self):
         self.write(self.ADMIN_ONLY)

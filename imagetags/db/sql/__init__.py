@@ -74,6 +74,40 @@ _UNREACHABLE = ('could not connect to server', 'connection to server at ',
                 'connection to server on socket ')
 
 
+def _reconnecting(method):
+    """Once more on a lost connection (the pool does not ping first)."""
+    return oslo_db_api.wrap_db_retry(max_retries=1, retry_interval=0.01,
+                                     retry_on_disconnect=True)(method)
+
+
+def _lean(engine):
+    """Drop the round trips and work that these transactions do not need.
+
+    - oslo.db pings every connection it checks out (pool_pre_ping): a round
+      trip per request. A connection lost meanwhile fails the transaction's
+      first statement instead, and the whole transaction is retried.
+    - The pool rolls back every connection it gets back, even right after
+      ``engine.begin()`` committed or rolled back (a ROLLBACK round trip with
+      PyMySQL); every transaction here has ended by then.
+    - oslo.db gives a SQLite file a NullPool: every request opened the file
+      and read the schema again. Pool its connections, as SQLAlchemy itself
+      does for file databases.
+
+    These are private attributes of SQLAlchemy's pool (2.0, 2.1):
+    ``imagetags.tests.test_driver`` checks that they still exist.
+    """
+    pool = engine.pool
+    pool._pre_ping = False
+    pool._reset_on_return = sa.pool.base.reset_none
+    if engine.dialect.name == 'sqlite' and isinstance(pool, sa.pool.NullPool):
+        engine.pool = sa.pool.QueuePool(
+            pool._creator, pool_size=5, max_overflow=10,
+            recycle=pool._recycle, pre_ping=False,
+            reset_on_return=sa.pool.base.reset_none, _dispatch=pool.dispatch,
+            dialect=pool._dialect)
+    return engine
+
+
 class _NoChange(Exception):
     """Roll back: the request ends without changing anything."""
 
@@ -96,9 +130,9 @@ class SQLDriver(db.Driver):
         # answers 503 until it is back instead of failing to start (which
         # stops gunicorn altogether) or waiting max_retries x retry_interval.
         self._tm.configure(**dict(
-            conf.database.items(), max_retries=0,
+            conf.database.items(), max_retries=0, thread_checkin=False,
             connection=url.render_as_string(hide_password=False)))
-        self.engine = self._tm.writer.get_engine()
+        self.engine = _lean(self._tm.writer.get_engine())
         self._no_nul = self.engine.dialect.name == 'postgresql'
         self._change = oslo_db_api.wrap_db_retry(
             max_retries=conf.imagetags.db_retries, retry_interval=0.01,
@@ -124,7 +158,9 @@ class SQLDriver(db.Driver):
             ids = [i for i, value in live.items() if value == tag]
             if not ids:
                 raise db.TagNotFound(tag)
-            conn.execute(SOFT_DELETE, dict(params, ids=ids))
+            # Only its own parameters: any other key naming a column of
+            # image_tags ("image_id") would be SET by the UPDATE too.
+            conn.execute(SOFT_DELETE, {'ids': ids, 'now': params['now']})
         self._run(ctx, image_id, check, apply)
 
     def _run(self, ctx, image_id, check, apply):
@@ -159,6 +195,7 @@ class SQLDriver(db.Driver):
                                  if r.tag_id is not None})
         return True
 
+    @_reconnecting
     def show_image(self, image_id):
         with self.engine.connect() as conn:
             rows = [r for r in conn.execute(READ, {'image_id': image_id,
@@ -170,6 +207,7 @@ class SQLDriver(db.Driver):
         image['tags'] = [r.tag for r in rows if r.tag_id is not None]
         return image
 
+    @_reconnecting
     def create_image(self, image_id, owner, visibility='shared',
                      status='active', name=None, protected=False,
                      members=()):
@@ -185,6 +223,7 @@ class SQLDriver(db.Driver):
                     can_share=False, created_at=now, updated_at=now,
                     deleted=False))
 
+    @_reconnecting
     def delete_image(self, image_id):
         now = _now()
         gone = dict(deleted=True, deleted_at=now, updated_at=now)

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import fixtures
+from oslo_context import context
 from paste import deploy
 import sqlalchemy as sa
 import testtools
@@ -135,6 +136,17 @@ def merge(*option_dicts):
         for group, values in options.items():
             merged.setdefault(group, {}).update(values)
     return merged
+
+
+def new_image(driver, tags=(), owner='p-owner', visibility='private'):
+    """A new image record holding ``tags``, written as an admin would."""
+    image_id = str(uuid.uuid4())
+    driver.create_image(image_id, owner, visibility)
+    admin = context.RequestContext(project_id=owner, is_admin=True,
+                                   overwrite=False)
+    for tag in tags:
+        driver.add_tag(admin, image_id, tag, -1, lambda image: None)
+    return image_id
 
 
 def free_port():

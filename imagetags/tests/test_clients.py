@@ -29,7 +29,6 @@ from keystoneauth1 import noauth as ks_noauth
 from keystoneauth1 import session as ks_session
 import openstack.connection
 from openstack import exceptions as sdk_exc
-from oslo_context import context
 from tempest.lib import auth as tempest_auth
 from tempest.lib.common.utils import data_utils
 from tempest.lib import exceptions as lib_exc
@@ -112,13 +111,7 @@ class ClientTestCase(testtools.TestCase):
         self.addCleanup(self.assertNoTagCallReachedStandIn)
 
     def new_image(self, tags=(), owner=OWNER, visibility='private'):
-        image_id = str(uuid.uuid4())
-        self.driver.create_image(image_id, owner, visibility)
-        admin = context.RequestContext(project_id=owner, is_admin=True,
-                                       overwrite=False)
-        for tag in tags:
-            self.driver.add_tag(admin, image_id, tag, -1, lambda image: None)
-        return image_id
+        return it_fixtures.new_image(self.driver, tags, owner, visibility)
 
     def tags(self, image_id):
         return self.driver.show_image(image_id)['tags']

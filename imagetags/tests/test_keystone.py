@@ -15,7 +15,6 @@ import uuid
 
 import fixtures
 from keystonemiddleware import fixture as ksm_fixture
-from oslo_context import context
 import testtools
 import webob
 
@@ -64,13 +63,7 @@ class KeystonePipelineTest(testtools.TestCase):
         return conf_dir.loadapp('main')
 
     def new_image(self, tags=(), owner=OWNER, visibility='private'):
-        image_id = str(uuid.uuid4())
-        self.driver.create_image(image_id, owner, visibility)
-        admin = context.RequestContext(project_id=owner, is_admin=True,
-                                       overwrite=False)
-        for tag in tags:
-            self.driver.add_tag(admin, image_id, tag, -1, lambda image: None)
-        return image_id
+        return it_fixtures.new_image(self.driver, tags, owner, visibility)
 
     def token(self, project=OWNER, roles=('member', 'reader'), **kwargs):
         token_id = uuid.uuid4().hex

@@ -18,6 +18,7 @@ from paste import deploy
 import sqlalchemy as sa
 import testtools
 
+from imagetags import app as tags
 from imagetags import conf as it_conf
 from imagetags.db.sql import migration
 
@@ -210,7 +211,7 @@ class Gunicorn(fixtures.Fixture):
 def tags_app(app):
     """The ``TagsApp`` inside a loaded paste pipeline (its ``.driver``)."""
     seen = app
-    while not hasattr(seen, 'driver'):
+    while not isinstance(seen, tags.TagsApp):
         for attr in ('api', 'application', 'app'):
             inner = getattr(seen, attr, None)
             if inner is not None:

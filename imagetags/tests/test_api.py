@@ -11,7 +11,6 @@ from oslo_config import fixture as config_fixture
 import testtools
 import webob
 
-from imagetags import app as tags_app
 from imagetags.tests import fixtures as it_fixtures
 
 OWNER, OTHER, ACC, PEND = 'p-owner', 'p-other', 'p-shared-acc', 'p-shared-pend'
@@ -106,7 +105,7 @@ class APITests:
             'main' if self.mode == 'filter' else 'noauth')
         # The driver instance inside the loaded app sees the same data; for
         # the memory driver it is the only one that does.
-        self.driver = find_app(self.app).driver
+        self.driver = it_fixtures.tags_app(self.app).driver
         self.ids = {name: str(uuid.uuid4()) for name in IMAGES[:6]}
         self.ids.update(unknown=str(uuid.uuid4()), abc='abc')
         for name in IMAGES[:6]:
@@ -121,8 +120,8 @@ class APITests:
 
     def set(self, **options):
         """Change [DEFAULT] options of the live app for this test."""
-        self.useFixture(config_fixture.Config(find_app(self.app).conf)
-                        ).config(**options)
+        conf = it_fixtures.tags_app(self.app).conf
+        self.useFixture(config_fixture.Config(conf)).config(**options)
 
     def request(self, method, path, caller='owner-member', headers=None,
                 body=None, environ=None):
@@ -495,14 +494,6 @@ class APITests:
 class _Admin:
     project_id = None
     is_admin = True
-
-
-def find_app(app):
-    """The TagsApp inside a loaded paste pipeline."""
-    while not isinstance(app, tags_app.TagsApp):
-        app = (getattr(app, 'api', None) or getattr(app, 'application', None)
-               or app.app)
-    return app
 
 
 class FilterOnly:

@@ -240,7 +240,7 @@ class SQLOnly:
         self.assertEqual(['Dup'], self.tags())
         self.assertRaises(db.TagNotFound, self.delete, 'dup')
 
-    def test_three_statements_per_change(self):
+    def test_three_statements_per_change_one_per_answer(self):
         statements = []
         # Transaction control (SQLite's BEGIN) is not counted.
         sa.event.listen(self.engine(), 'before_cursor_execute',
@@ -248,11 +248,14 @@ class SQLOnly:
         self.add('t')
         self.assertEqual(3, len(statements), statements)
         del statements[:]
+        self.assertFalse(self.add('t'))
+        self.assertEqual(1, len(statements), statements)
+        del statements[:]
         self.delete('t')
         self.assertEqual(3, len(statements), statements)
         del statements[:]
         self.assertRaises(db.TagNotFound, self.delete, 't')
-        self.assertEqual(2, len(statements), statements)
+        self.assertEqual(1, len(statements), statements)
 
     def test_lean_pool(self):
         # _lean sets private attributes of SQLAlchemy's pool: they must
@@ -275,6 +278,26 @@ class SQLOnly:
                        if s.startswith('UPDATE image_tags')]
         self.assertEqual(1, len(soft_delete))
         self.assertNotIn('image_id', soft_delete[0].split('WHERE')[0])
+
+    def test_guarded_writes_change_nothing_after_a_race(self):
+        # What the guards see when another writer came between the read and
+        # the lock: the tag already there, the quota full, the tag gone.
+        insert, soft_delete = self.driver._insert, self.driver._soft_delete
+        values = {'image': self.image, 'tag': 't', 'limit': 2,
+                  'now': datetime.datetime(2026, 1, 1)}
+        with self.engine().begin() as conn:
+            self.assertEqual(0, conn.execute(soft_delete, values).rowcount)
+            self.assertEqual(1, conn.execute(insert, values).rowcount)
+            self.assertEqual(0, conn.execute(insert, values).rowcount)
+            # Case and trailing spaces count, on MySQL too.
+            for tag in ('T', 't ', 'u'):
+                self.assertEqual(1, conn.execute(insert, dict(
+                    values, tag=tag, limit=10)).rowcount, tag)
+            self.assertEqual(0, conn.execute(insert, dict(
+                values, tag='v', limit=4)).rowcount)
+            self.assertEqual(1, conn.execute(soft_delete, values).rowcount)
+            self.assertEqual(0, conn.execute(soft_delete, values).rowcount)
+        self.assertEqual(['T', 't ', 'u'], self.tags())
 
     def test_migrations_match_models(self):
         from alembic import autogenerate

@@ -439,7 +439,8 @@ class SQLiteLockedTest(InProcess, testtools.TestCase):
         self.attempts = 0
 
         def count(conn, cursor, statement, *args):
-            if statement.startswith('UPDATE images'):
+            # Each attempt starts with the read of the image.
+            if statement.startswith('SELECT images.id'):
                 self.attempts += 1
         sa.event.listen(self.driver.engine, 'before_cursor_execute', count)
         self.assertEqual(204, self.call('PUT', 'a').status_int)

@@ -1,21 +1,22 @@
-"""SQL driver on Glance's schema: one short transaction per tag change.
+"""SQL driver on Glance's schema: one read, then one short transaction.
 
-Every change runs the same three statements, on every backend:
+1. ``SELECT`` the image, the caller's membership and the live tags, without
+   a lock. Visibility, policy, existence and quota are decided from it in
+   Python, with exact (case-sensitive) string comparison. Every outcome that
+   changes nothing (404, 403, 413, a PUT of a tag already there) is answered
+   here: it was true when the read was taken.
+2. A change is one transaction: ``UPDATE images SET updated_at`` on the live
+   image takes the image's row lock (MySQL/PostgreSQL) or the database write
+   lock (SQLite), so the writers of one image are serialised; no row means
+   404. Then a guarded ``INSERT`` of the tag (only if it is still absent and
+   the count still under the quota) or soft-delete of every live copy of it
+   (only if there still is one). A guard that changes nothing means another
+   writer came first: the transaction rolls back and the whole change starts
+   again from a new read, which then answers from the new state.
 
-1. ``UPDATE images SET updated_at`` on the live image: takes the image's row
-   lock (MySQL/PostgreSQL) or the database write lock (SQLite) first, so
-   writers of one image are serialised; no row means 404.
-2. ``SELECT`` the image, the caller's membership and the live tags, read
-   after the lock, so the tag set and the quota count are current.
-3. ``INSERT`` the tag, or soft-delete every live copy of it (by row id, so
-   MySQL's case-insensitive collations never widen the match).
-
-Visibility, policy, existence and quota are decided in Python between 2 and
-3, with exact (case-sensitive) string comparison. Anything that ends without
-a change (404, 403, 413, a PUT of a tag already there) rolls back, so the
-``updated_at`` bump of step 1 is only kept with a real change. Lock
-contention and lost connections are retried as a whole transaction; past the
-retries the request answers 503.
+Three statements per change, one per no-change answer. Lock contention and
+lost connections are retried the same way; past the retries the request
+answers 503.
 """
 import datetime
 import logging
@@ -54,14 +55,31 @@ READ = (sa.select(
     .where(_images.c.id == sa.bindparam('image_id'),
            _images.c.deleted == _LIVE)
     .order_by(_tags.c.id))
-INSERT = _tags.insert().values(
-    image_id=sa.bindparam('image_id'), value=sa.bindparam('tag'),
-    created_at=sa.bindparam('now'), updated_at=sa.bindparam('now'),
-    deleted=False)
-SOFT_DELETE = (_tags.update()
-               .where(_tags.c.id.in_(sa.bindparam('ids', expanding=True)))
-               .values(deleted=True, deleted_at=sa.bindparam('now'),
-                       updated_at=sa.bindparam('now')))
+
+
+def _writes(dialect):
+    """The guarded INSERT and soft-delete: each changes nothing (0 rows) if
+    the tag or the count changed since the unlocked read. MySQL's collations
+    fold case and trailing spaces, so there tags compare as bytes."""
+    def exact(x):
+        return sa.cast(x, sa.LargeBinary) if dialect == 'mysql' else x
+    live = sa.and_(_tags.c.image_id == sa.bindparam('image'),
+                   _tags.c.deleted == _LIVE)
+    same = sa.and_(live, exact(_tags.c.value) == exact(
+        sa.bindparam('tag', type_=sa.String)))
+    count = (sa.select(sa.func.count(sa.distinct(exact(_tags.c.value))))
+             .where(live).scalar_subquery())
+    now = sa.bindparam('now', type_=sa.DateTime)
+    insert = _tags.insert().from_select(
+        ['image_id', 'value', 'created_at', 'updated_at', 'deleted'],
+        sa.select(_images.c.id, sa.bindparam('tag', type_=sa.String), now,
+                  now, sa.false())
+        .where(_images.c.id == sa.bindparam('image'),
+               ~sa.exists().where(same), count < sa.bindparam('limit')))
+    soft_delete = _tags.update().where(same).values(
+        deleted=True, deleted_at=now, updated_at=now)
+    return insert, soft_delete
+
 
 # Lock contention that oslo.db does not already raise as DBDeadlock.
 _CONTENTION = ('database is locked', 'could not serialize access',
@@ -109,7 +127,13 @@ def _lean(engine):
 
 
 class _NoChange(Exception):
-    """Roll back: the request ends without changing anything."""
+    """The request ends without changing anything."""
+
+
+class _Raced(Exception):
+    """The guarded write changed nothing: another writer got there between
+    the read and the lock. The whole change is retried (and then answered
+    from the new state)."""
 
 
 class SQLDriver(db.Driver):
@@ -134,6 +158,7 @@ class SQLDriver(db.Driver):
             connection=url.render_as_string(hide_password=False)))
         self.engine = _lean(self._tm.writer.get_engine())
         self._no_nul = self.engine.dialect.name == 'postgresql'
+        self._insert, self._soft_delete = _writes(self.engine.dialect.name)
         self._change = oslo_db_api.wrap_db_retry(
             max_retries=conf.imagetags.db_retries, retry_interval=0.01,
             inc_retry_interval=True, max_retry_interval=0.25, jitter=True,
@@ -141,34 +166,32 @@ class SQLDriver(db.Driver):
             exception_checker=_is_contention)(self._change_once)
 
     def add_tag(self, ctx, image_id, tag, quota, check):
-        def apply(conn, params, live):
-            if tag in live.values():
+        def decide(live):
+            if tag in live:
                 raise _NoChange()
-            count = len(set(live.values())) + 1
+            count = len(set(live)) + 1
             if 0 <= quota < count:
                 raise db.TagLimitExceeded(count, quota)
             if self._no_nul and '\x00' in tag:
                 raise db.InvalidTag('PostgreSQL cannot store a tag that '
                                     'contains a NUL character.')
-            conn.execute(INSERT, dict(params, tag=tag))
-        return self._run(ctx, image_id, check, apply)
+            return self._insert, {'tag': tag,
+                                  'limit': quota if quota >= 0 else 2 ** 31}
+        return self._run(ctx, image_id, check, decide)
 
     def delete_tag(self, ctx, image_id, tag, check):
-        def apply(conn, params, live):
-            ids = [i for i, value in live.items() if value == tag]
-            if not ids:
+        def decide(live):
+            if tag not in live:
                 raise db.TagNotFound(tag)
-            # Only its own parameters: any other key naming a column of
-            # image_tags ("image_id") would be SET by the UPDATE too.
-            conn.execute(SOFT_DELETE, {'ids': ids, 'now': params['now']})
-        self._run(ctx, image_id, check, apply)
+            return self._soft_delete, {'tag': tag}
+        self._run(ctx, image_id, check, decide)
 
-    def _run(self, ctx, image_id, check, apply):
+    def _run(self, ctx, image_id, check, decide):
         try:
-            return self._change(ctx, image_id, check, apply)
+            return self._change(ctx, image_id, check, decide)
         except _NoChange:
             return False
-        except (db_exc.DBDeadlock, db_exc.DBConnectionError) as e:
+        except (db_exc.DBDeadlock, db_exc.DBConnectionError, _Raced) as e:
             LOG.warning('Database unavailable or busy: %s', e)
             raise db.Unavailable() from e
         except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
@@ -178,21 +201,25 @@ class SQLDriver(db.Driver):
                 raise db.Unavailable() from e
             raise
 
-    def _change_once(self, ctx, image_id, check, apply):
-        params = {'image_id': image_id, 'now': _now(),
-                  'project': ctx.project_id}
+    def _change_once(self, ctx, image_id, check, decide):
+        params = {'image_id': image_id, 'project': ctx.project_id}
+        with self.engine.connect() as conn:
+            rows = [r for r in conn.execute(READ, params) if r.id == image_id]
+        if not rows:
+            raise db.ImageNotFound(image_id)
+        check(db.visible(_image(rows[0]), ctx,
+                         rows[0].member == ctx.project_id))
+        write, values = decide([r.tag for r in rows if r.tag_id is not None])
+        now = _now()
         with self.engine.begin() as conn:
-            if conn.execute(BUMP, params).rowcount < 1:
+            if conn.execute(BUMP, {'image_id': image_id, 'now': now}
+                            ).rowcount < 1:
                 raise db.ImageNotFound(image_id)
-            rows = [r for r in conn.execute(READ, params)
-                    if r.id == image_id]
-            if not rows:
-                raise db.ImageNotFound(image_id)
-            image = db.visible(_image(rows[0]), ctx,
-                               rows[0].member == ctx.project_id)
-            check(image)
-            apply(conn, params, {r.tag_id: r.tag for r in rows
-                                 if r.tag_id is not None})
+            # Only the write's own parameters: a key naming a column of
+            # image_tags ("image_id") would be SET by the UPDATE too.
+            if conn.execute(write, dict(values, image=image_id, now=now)
+                            ).rowcount < 1:
+                raise _Raced()
         return True
 
     @_reconnecting
@@ -240,7 +267,7 @@ def _image(row):
 
 
 def _is_contention(exc):
-    if isinstance(exc, db_exc.DBDeadlock):
+    if isinstance(exc, (db_exc.DBDeadlock, _Raced)):
         return True
     return isinstance(exc, (db_exc.DBError, sa.exc.SQLAlchemyError)) and any(
         text in str(exc) for text in _CONTENTION + _UNREACHABLE)

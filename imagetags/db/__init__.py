@@ -16,9 +16,11 @@ deleted; others see images they own, ``public`` and ``community`` ones, images
 with no owner, and ``shared`` ones their project is a member of. Anything else,
 deleted or unknown is ``ImageNotFound``.
 
-A tag change is atomic: the image is looked up, ``check(image)`` (the policy
-decision, which may raise) is called, and the tag is changed, all in one
-transaction serialised against other writers of the same image. Tags are exact
+Every call is linearizable: the image is looked up, ``check(image)`` (the
+policy decision, which may raise) is called, and the answer and the change
+are those of one moment. A change is one transaction serialised against the
+other writers of the same image, made only if the tag and the tag count are
+still what the decision saw (else the call starts over). Tags are exact
 strings: case-sensitive, never trimmed or normalised.
 """
 import stevedore
@@ -55,9 +57,9 @@ class Driver:
         """Add ``tag``; return False (and change nothing) if already there.
 
         ``quota`` is the most live tags the image may end with (negative: no
-        limit); it is counted inside the transaction and applies only when
-        the tag is new: ``TagLimitExceeded(count + 1, quota)``. A new tag
-        bumps ``images.updated_at``.
+        limit); it applies only when the tag is new, and is never exceeded
+        by concurrent calls: ``TagLimitExceeded(count + 1, quota)``. A new
+        tag bumps ``images.updated_at``.
         """
         raise NotImplementedError
 

@@ -81,9 +81,12 @@ def _writes(dialect):
     return insert, soft_delete
 
 
-# Lock contention that oslo.db does not already raise as DBDeadlock.
+# Lock contention that oslo.db does not already raise as DBDeadlock. InnoDB
+# reports a lost wait for the AUTO-INC lock that an INSERT ... SELECT takes
+# as error 1467.
 _CONTENTION = ('database is locked', 'could not serialize access',
-               'deadlock detected', 'Lock wait timeout', 'Deadlock found')
+               'deadlock detected', 'Lock wait timeout', 'Deadlock found',
+               'Failed to read auto-increment value from storage engine')
 # Connection failures that oslo.db does not raise as DBConnectionError: its
 # PostgreSQL filter knows only libpq's old "could not connect to server";
 # libpq 14 and later say 'connection to server at "<host>", port <n>

@@ -240,22 +240,29 @@ class SQLOnly:
         self.assertEqual(['Dup'], self.tags())
         self.assertRaises(db.TagNotFound, self.delete, 'dup')
 
-    def test_three_statements_per_change_one_per_answer(self):
-        statements = []
-        # Transaction control (SQLite's BEGIN) is not counted.
+    def sql(self):
+        """The statements sent, and the round trips that carried them
+        (PostgreSQL sends the lock and the write as one query string).
+        Transaction control (SQLite's BEGIN) is not counted."""
+        trips = []
         sa.event.listen(self.engine(), 'before_cursor_execute',
-                        lambda *a: a[2] != 'BEGIN' and statements.append(a[2]))
-        self.add('t')
-        self.assertEqual(3, len(statements), statements)
-        del statements[:]
-        self.assertFalse(self.add('t'))
-        self.assertEqual(1, len(statements), statements)
-        del statements[:]
-        self.delete('t')
-        self.assertEqual(3, len(statements), statements)
-        del statements[:]
-        self.assertRaises(db.TagNotFound, self.delete, 't')
-        self.assertEqual(1, len(statements), statements)
+                        lambda *a: a[2] != 'BEGIN' and trips.append(a[2]))
+        return trips
+
+    def test_three_statements_per_change_one_per_answer(self):
+        trips = self.sql()
+        one_trip = self.engine().dialect.name == 'postgresql'
+        for call, changes in ((lambda: self.add('t'), True),
+                              (lambda: self.assertFalse(self.add('t')), False),
+                              (lambda: self.delete('t'), True),
+                              (lambda: self.assertRaises(
+                                  db.TagNotFound, self.delete, 't'), False)):
+            del trips[:]
+            call()
+            statements = [s for trip in trips for s in trip.split('; ')]
+            self.assertEqual(3 if changes else 1, len(statements), trips)
+            self.assertEqual(2 if changes and one_trip else len(statements),
+                             len(trips), trips)
 
     def test_lean_pool(self):
         # _lean sets private attributes of SQLAlchemy's pool: they must
@@ -267,17 +274,46 @@ class SQLOnly:
         self.assertFalse(pool._pre_ping)
         self.assertIs(sa.pool.base.reset_none, pool._reset_on_return)
         self.assertIsInstance(pool, sa.pool.QueuePool)
-        statements = []
-        sa.event.listen(self.engine(), 'before_cursor_execute',
-                        lambda *a: statements.append(a[2]))
+        trips = self.sql()
         self.add('t')
-        self.assertFalse([s for s in statements if 'image_id=' in s.split(
-            'WHERE')[0] and s.startswith('UPDATE image_tags')])
         self.delete('t')
-        soft_delete = [s for s in statements
-                       if s.startswith('UPDATE image_tags')]
-        self.assertEqual(1, len(soft_delete))
-        self.assertNotIn('image_id', soft_delete[0].split('WHERE')[0])
+        # The soft-delete sets the deletion columns only, never image_id.
+        soft_delete = [s.split('UPDATE image_tags SET ')[1].split('WHERE')[0]
+                       for s in trips if 'UPDATE image_tags SET ' in s]
+        self.assertEqual(1, len(soft_delete), trips)
+        self.assertEqual(['deleted', 'deleted_at', 'updated_at'], sorted(
+            c.split('=')[0].strip() for c in soft_delete[0].split(',')))
+
+    def test_one_trip_changes_nothing_after_a_race(self):
+        # PostgreSQL's lock + guarded write + bump, sent as one string: a
+        # guard that misses changes nothing, updated_at included.
+        trips = self.driver._one_trip
+        if trips is None:
+            self.skipTest('one-trip changes are for PostgreSQL (psycopg2)')
+        insert, soft_delete = self.driver._insert, self.driver._soft_delete
+
+        def run(write, day, **values):
+            values = dict({'image': self.image, 'tag': 't', 'limit': 2,
+                           'now': datetime.datetime(2030, 1, day)}, **values)
+            with self.engine().connect() as conn:
+                changed = conn.exec_driver_sql(trips[write], values).rowcount
+                conn.commit()
+            image = self.driver.show_image(self.image)
+            return changed, image and image['updated_at']
+
+        self.assertEqual(0, run(soft_delete, 1)[0])
+        self.assertEqual((1, datetime.datetime(2030, 1, 2)), run(insert, 2))
+        self.assertEqual((0, datetime.datetime(2030, 1, 2)), run(insert, 3))
+        self.assertEqual((0, datetime.datetime(2030, 1, 2)),
+                         run(insert, 4, tag='u', limit=1))
+        self.assertEqual((1, datetime.datetime(2030, 1, 5)),
+                         run(soft_delete, 5))
+        self.assertEqual((0, datetime.datetime(2030, 1, 5)),
+                         run(soft_delete, 6))
+        self.driver.delete_image(self.image)
+        self.assertEqual((0, None), run(insert, 7, tag='v'))
+        self.assertEqual([], [r for r in self.rows()
+                              if r.value == 'v'])
 
     def test_guarded_writes_change_nothing_after_a_race(self):
         # What the guards see when another writer came between the read and

@@ -1,4 +1,4 @@
-"""SQL driver on Glance's schema: one read, then one short transaction.
+"""SQL driver on Glance's schema: one read, then the change, on one connection.
 
 1. ``SELECT`` the image, the caller's membership and the live tags, without
    a lock. Visibility, policy, existence and quota are decided from it in
@@ -14,10 +14,22 @@
    writer came first: the transaction rolls back and the whole change starts
    again from a new read, which then answers from the new state.
 
-Three statements per change, one per no-change answer. Lock contention and
-lost connections are retried the same way; past the retries the request
-answers 503.
+Three statements per change, one per no-change answer. Round trips:
+
+- PostgreSQL (psycopg2): the connection is in autocommit, so the read is
+  one round trip with no transaction to end; the lock and the guarded write
+  go as one query string, which PostgreSQL runs as one transaction, each
+  statement with a snapshot of its own (READ COMMITTED): one round trip.
+- MySQL/MariaDB: the read opens the transaction that the change continues
+  (the guards are current reads, so the read's snapshot does not matter):
+  read, lock, write, commit; a no-change answer is the read and a rollback.
+- SQLite (no network): the read ends before the write lock is taken, so
+  that two writers never hold read locks that both want to upgrade.
+
+Lock contention and lost connections are retried as a whole; past the
+retries the request answers 503.
 """
+import contextlib
 import datetime
 import logging
 import os
@@ -75,10 +87,36 @@ def _writes(dialect):
         sa.select(_images.c.id, sa.bindparam('tag', type_=sa.String), now,
                   now, sa.false())
         .where(_images.c.id == sa.bindparam('image'),
+               _images.c.deleted == _LIVE,
                ~sa.exists().where(same), count < sa.bindparam('limit')))
     soft_delete = _tags.update().where(same).values(
-        deleted=True, deleted_at=now, updated_at=now)
+        deleted=sa.true(), deleted_at=now, updated_at=now)
     return insert, soft_delete
+
+
+def _one_trip(dialect, writes):
+    """PostgreSQL's change as one query string: lock, then the guarded write
+    with the ``updated_at`` bump only where it changed a row. PostgreSQL runs
+    it as one transaction, each statement with a snapshot of its own (READ
+    COMMITTED), so the guard sees every change committed before the lock.
+    The count of bumped images (0 or 1) tells whether it changed anything.
+    psycopg2 sends a query string as it is; psycopg 3 binds parameters on
+    the server, which takes one statement at a time."""
+    if dialect.name != 'postgresql' or dialect.driver != 'psycopg2':
+        return None
+    image = sa.bindparam('image')
+    lock = (sa.select(_images.c.id)
+            .where(_images.c.id == image, _images.c.deleted == _LIVE)
+            .with_for_update())
+    trips = {}
+    for write in writes:
+        changed = write.returning(_tags.c.image_id).cte('changed')
+        bump = (_images.update()
+                .where(_images.c.id.in_(sa.select(changed.c.image_id)))
+                .values(updated_at=sa.bindparam('now', type_=sa.DateTime)))
+        trips[write] = '; '.join(str(s.compile(dialect=dialect))
+                                 for s in (lock, bump))
+    return trips
 
 
 # Lock contention that oslo.db does not already raise as DBDeadlock. InnoDB
@@ -162,6 +200,9 @@ class SQLDriver(db.Driver):
         self.engine = _lean(self._tm.writer.get_engine())
         self._no_nul = self.engine.dialect.name == 'postgresql'
         self._insert, self._soft_delete = _writes(self.engine.dialect.name)
+        self._separate_read = self.engine.dialect.name == 'sqlite'
+        self._one_trip = _one_trip(self.engine.dialect,
+                                   (self._insert, self._soft_delete))
         self._change = oslo_db_api.wrap_db_retry(
             max_retries=conf.imagetags.db_retries, retry_interval=0.01,
             inc_retry_interval=True, max_retry_interval=0.25, jitter=True,
@@ -206,24 +247,53 @@ class SQLDriver(db.Driver):
 
     def _change_once(self, ctx, image_id, check, decide):
         params = {'image_id': image_id, 'project': ctx.project_id}
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, self._autocommit(conn):
             rows = [r for r in conn.execute(READ, params) if r.id == image_id]
-        if not rows:
-            raise db.ImageNotFound(image_id)
-        check(db.visible(_image(rows[0]), ctx,
-                         rows[0].member == ctx.project_id))
-        write, values = decide([r.tag for r in rows if r.tag_id is not None])
-        now = _now()
-        with self.engine.begin() as conn:
-            if conn.execute(BUMP, {'image_id': image_id, 'now': now}
-                            ).rowcount < 1:
+            if not rows:
                 raise db.ImageNotFound(image_id)
+            check(db.visible(_image(rows[0]), ctx,
+                             rows[0].member == ctx.project_id))
+            write, values = decide([r.tag for r in rows
+                                    if r.tag_id is not None])
             # Only the write's own parameters: a key naming a column of
             # image_tags ("image_id") would be SET by the UPDATE too.
-            if conn.execute(write, dict(values, image=image_id, now=now)
-                            ).rowcount < 1:
+            values = dict(values, image=image_id, now=_now())
+            if self._one_trip:
+                changed = conn.exec_driver_sql(self._one_trip[write],
+                                               values).rowcount
+            else:
+                if self._separate_read:
+                    conn.rollback()
+                if conn.execute(BUMP, {'image_id': image_id,
+                                       'now': values['now']}).rowcount < 1:
+                    raise db.ImageNotFound(image_id)
+                changed = conn.execute(write, values).rowcount
+            if changed < 1:
+                # PostgreSQL: the image is gone, or the guard saw another
+                # writer's change; the next read tells which.
                 raise _Raced()
+            conn.commit()
         return True
+
+    @contextlib.contextmanager
+    def _autocommit(self, conn):
+        """psycopg2's autocommit for this request (PostgreSQL's one-trip
+        change): set on the driver's connection, which costs no round trip
+        either way (SQLAlchemy's isolation_level option sends a SET on the
+        way back)."""
+        dbapi = conn.connection.dbapi_connection if self._one_trip else None
+        if dbapi is None:
+            yield
+            return
+        dbapi.autocommit = True
+        try:
+            yield
+        finally:
+            try:
+                dbapi.autocommit = False
+            except Exception:
+                # A broken connection must not go back to the pool.
+                conn.invalidate()
 
     @_reconnecting
     def show_image(self, image_id):

@@ -46,9 +46,14 @@ def context_filter_factory(global_conf, **local_conf):
 
 def root_factory(loader, global_conf, **local_conf):
     """``[composite:main]``: versions and healthcheck, then the pipeline."""
-    health = local_conf.get('healthcheck')
-    return Root(loader.get_app(local_conf['api'], global_conf=global_conf),
-                health and loader.get_app(health, global_conf=global_conf))
+    def get(name):
+        return name and loader.get_app(name, global_conf=global_conf)
+    return Root(get(local_conf['api']), get(local_conf.get('healthcheck')),
+                get(local_conf.get('versions')) or versions)
+
+
+def versions_factory(global_conf, **local_conf):
+    return versions
 
 
 class Root:
@@ -56,9 +61,10 @@ class Root:
     ``/healthcheck`` without authentication, as Glance; the rest to ``api``.
     """
 
-    def __init__(self, api, healthcheck=None):
+    def __init__(self, api, healthcheck=None, versions=None):
         self.api = api
         self.healthcheck = healthcheck
+        self.versions = versions
 
     def __call__(self, environ, start_response):
         path = environ.get('PATH_INFO', '')
@@ -66,17 +72,19 @@ class Root:
             return self.healthcheck(environ, start_response)
         if path in ('', '/', '/versions') and environ['REQUEST_METHOD'] in (
                 'GET', 'HEAD'):
-            return self.versions(environ, start_response, path)
+            return self.versions(environ, start_response)
         return self.api(environ, start_response)
 
-    def versions(self, environ, start_response, path):
-        req = webob.Request(environ)
-        href = req.application_url + '/v2/'
-        doc = {'versions': [
-            {'id': v, 'status': 'CURRENT' if v == VERSIONS[0] else
-             'SUPPORTED', 'links': [{'rel': 'self', 'href': href}]}
-            for v in VERSIONS]}
-        resp = webob.Response(json.dumps(doc), content_type='application/json',
-                              charset='UTF-8',
-                              status=200 if path == '/versions' else 300)
-        return resp(environ, start_response)
+
+def versions(environ, start_response):
+    """The version document: the only answer that holds a URL, so the one
+    that goes through ``http_proxy_to_wsgi`` in api-paste.ini."""
+    req = webob.Request(environ)
+    href = req.application_url + '/v2/'
+    doc = {'versions': [
+        {'id': v, 'status': 'CURRENT' if v == VERSIONS[0] else 'SUPPORTED',
+         'links': [{'rel': 'self', 'href': href}]} for v in VERSIONS]}
+    resp = webob.Response(json.dumps(doc), content_type='application/json',
+                          charset='UTF-8',
+                          status=200 if req.path_info == '/versions' else 300)
+    return resp(environ, start_response)

@@ -110,6 +110,22 @@ class TestFactories(testtools.TestCase):
                              versions[0]['links'][0]['href'])
         resp = webob.Request.blank('/healthcheck').get_response(app)
         self.assertEqual(200, resp.status_int)
+        # Behind a TLS proxy (when the operator enables proxy headers), the
+        # version document links to the address the client used.
+        proxied = self.useFixture(it_fixtures.ConfigDir(it_fixtures.merge(
+            database.options, {'oslo_middleware': {
+                'enable_proxy_headers_parsing': True}}))).loadapp('noauth')
+        for app_, href in ((app, 'http://h:1/v2/'),
+                           (proxied, 'https://api.example.org/image/v2/')):
+            resp = webob.Request.blank('/versions', base_url='http://h:1',
+                                       headers={'Forwarded': (
+                                           'proto=https;'
+                                           'host=api.example.org'),
+                                           'X-Forwarded-Prefix': '/image'}
+                                       ).get_response(app_)
+            self.assertEqual(href, resp.json['versions'][0]['links'][0][
+                'href'])
+            self.assertTrue(resp.headers['X-Openstack-Request-Id'])
         # Everything else needs an identity, then is 404.
         self.assertEqual(401, webob.Request.blank('/v2/images').get_response(
             app).status_int)

@@ -361,6 +361,11 @@ class TestMemory(DriverContract, testtools.TestCase):
 class TestSQLite(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'sqlite'
 
+    def test_db_sync_puts_the_file_in_wal_mode(self):
+        with self.engine().connect() as conn:
+            self.assertEqual('wal', conn.exec_driver_sql(
+                'PRAGMA journal_mode').scalar())
+
 
 class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'mysql'

@@ -2,7 +2,8 @@
 
 imagetags keeps its own version table, so it never mistakes a Glance
 database (which has ``alembic_version``) for one of its own, and refuses to
-touch a database with an ``images`` table that it did not create.
+touch a database with an ``images`` table that it did not create. A SQLite
+database it creates is put in WAL mode.
 """
 import os
 
@@ -41,3 +42,11 @@ def upgrade(engine, revision='head'):
                 'create (a Glance database?); imagetags uses it as it is and '
                 'never migrates it.')
         command.upgrade(_config(conn), revision)
+    if engine.dialect.name == 'sqlite':
+        # Write-ahead logging (kept in the file): readers never wait for a
+        # writer, and a commit syncs the log only. Outside any transaction.
+        conn = engine.raw_connection()
+        try:
+            conn.cursor().execute('PRAGMA journal_mode=WAL')
+        finally:
+            conn.close()

@@ -4,10 +4,13 @@
 operator's Glance policy.yaml works unchanged; ``add_image_tag`` and
 ``delete_image_tag`` let tag changes alone be delegated or restricted.
 """
+import ast
+import inspect
 import logging
 import time
 
 from oslo_config import cfg
+from oslo_policy import _checks
 from oslo_policy import policy
 import webob.exc
 
@@ -85,6 +88,10 @@ class Enforcer(policy.Enforcer):
     calls, more when there is no file: more than the check itself costs);
     this enforcer looks at most once per ``[imagetags]
     policy_reload_interval`` seconds, and validates only rules that changed.
+
+    The rules it loads are evaluated by equal check trees that do once per
+    load what oslo.policy does on every check (see ``_fast``); rules given
+    to ``set_rules`` are used as they are.
     """
 
     loaded = False
@@ -101,6 +108,8 @@ class Enforcer(policy.Enforcer):
             if self.rules is not before or not self.loaded:
                 for name in (ADD_TAG, DELETE_TAG, GET_IMAGE, IS_ADMIN):
                     self._check(self.rules[name], [name])
+                for name, check in list(self.rules.items()):
+                    self.rules[name] = _fast(check)
         except Exception as e:
             if not self.loaded:
                 raise ValueError('The policy file %s cannot be used: %s: %s'
@@ -126,6 +135,166 @@ class Enforcer(policy.Enforcer):
                 getattr(check, 'rule', None)]:
             if sub is not None:
                 self._check(sub, path)
+
+
+# oslo.policy evaluates a rule with _checks._check(), which runs
+# inspect.getfullargspec() on every node of the tree, on every check, to
+# learn whether the node's __call__ takes current_rule (legacy checks do
+# not); GenericCheck runs ast.literal_eval() on its kind on every check. That
+# is nearly all of a check's cost. _fast() returns an equal tree (isinstance,
+# str() and == as oslo's) in which the nodes of oslo's exact and, or, not,
+# rule:, generic, role:, @ and ! classes are replaced by the subclasses
+# below: they do that work once, when the rules are loaded, and otherwise
+# what oslo's do, with the same return values and exceptions (role:, @ and !
+# run oslo's own __call__). Any other node (http:, extensions, a service's
+# own checks) is left as it is and called as _check calls it. Nothing of
+# oslo.policy is patched: only this enforcer's rules are replaced. Loaded
+# trees are not changed afterwards (oslo.policy does not either).
+
+
+def _caller(check):
+    """check called as _checks._check() calls it, the test done now."""
+    if len(inspect.getfullargspec(check.__call__).args) > 4:
+        return check
+    return lambda target, creds, enforcer, current_rule: check(
+        target, creds, enforcer)
+
+
+def _presigned(call):
+    """The one _check() left (Enforcer.enforce's, on the rule's root node)
+    reads a ready signature rather than building one."""
+    call.__signature__ = inspect.signature(call)
+    return call
+
+
+class _Fast:
+    """Equal to the oslo.policy node it replaces, and it to it."""
+
+    _fields = ()
+
+    def __eq__(self, other):
+        return (getattr(other, '_oslo', type(other)) is self._oslo and all(
+            getattr(self, f) == getattr(other, f) for f in self._fields))
+
+
+class _And(_Fast, policy.AndCheck):
+    _oslo, _fields = policy.AndCheck, ('rules',)
+
+    @_presigned
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        for call in self._calls:
+            if not call(target, creds, enforcer, current_rule):
+                return False
+        return True
+
+
+class _Or(_Fast, policy.OrCheck):
+    _oslo, _fields = policy.OrCheck, ('rules',)
+
+    @_presigned
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        for call in self._calls:
+            if call(target, creds, enforcer, current_rule):
+                return True
+        return False
+
+
+class _Not(_Fast, policy.NotCheck):
+    _oslo, _fields = policy.NotCheck, ('rule',)
+
+    @_presigned
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        return not self._call(target, creds, enforcer, current_rule)
+
+
+_NOTHING = object()
+
+
+class _Rule(_Fast, policy.RuleCheck):
+    """The rule is looked up on each call, as oslo's does; the test on the
+    node found is done again only when another node is found."""
+    _oslo, _fields = policy.RuleCheck, ('kind', 'match')
+    _last = (_NOTHING, None)
+
+    @_presigned
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        try:
+            check = enforcer.rules[self.match]
+            last, call = self._last
+            if check is not last:
+                call = _caller(check)
+                self._last = check, call
+            return call(target, creds, enforcer, current_rule)
+        except KeyError:
+            return False
+
+
+class _Generic(_Fast, _checks.GenericCheck):
+    _oslo, _fields = _checks.GenericCheck, ('kind', 'match')
+
+    @_presigned
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        try:
+            match = self.match % target
+        except KeyError:
+            return False
+        if self._literal is not None:
+            return match == self._literal
+        return self._find_in_dict(creds, self._path, match)
+
+
+class _Leaf(_Fast):
+    """oslo's own check, given a ready signature for when it is the root of
+    a rule (``context_is_admin: role:admin`` is checked on every request)."""
+
+    @_presigned
+    def __call__(self, target, creds, enforcer, current_rule=None):
+        return super().__call__(target, creds, enforcer, current_rule)
+
+
+class _Role(_Leaf, _checks.RoleCheck):
+    _oslo, _fields = _checks.RoleCheck, ('kind', 'match')
+
+
+class _True(_Leaf, _checks.TrueCheck):
+    _oslo, _fields = _checks.TrueCheck, ('scope_types',)
+
+
+class _False(_Leaf, _checks.FalseCheck):
+    _oslo, _fields = _checks.FalseCheck, ('scope_types',)
+
+
+_FAST = {policy.AndCheck: _And, policy.OrCheck: _Or, policy.NotCheck: _Not,
+         policy.RuleCheck: _Rule, _checks.GenericCheck: _Generic,
+         _checks.RoleCheck: _Role, _checks.TrueCheck: _True,
+         _checks.FalseCheck: _False}
+
+
+def _fast(check):
+    """An equal tree that evaluates as check does; check itself when a
+    node's work cannot be done now (_check would fail on it at each call)."""
+    cls = _FAST.get(type(check))
+    if cls is None:
+        return check
+    new = cls.__new__(cls)
+    vars(new).update(vars(check))
+    try:
+        if cls in (_And, _Or):
+            new.rules = [_fast(sub) for sub in check.rules]
+            new._calls = [_caller(sub) for sub in new.rules]
+        elif cls is _Not:
+            new.rule = _fast(check.rule)
+            new._call = _caller(new.rule)
+        elif cls is _Generic:
+            try:
+                value = ast.literal_eval(check.kind)
+            except ValueError:
+                new._literal, new._path = None, check.kind.split('.')
+            else:
+                new._literal = str(value)
+    except Exception:
+        return check
+    return new
 
 
 def make_enforcer(conf):

@@ -25,11 +25,14 @@ IMAGES = 16
 class SQLCounter:
     """Statements and other database calls, while active.
 
-    ``statements``: SQL sent through a cursor (any engine, counted with the
-    ``before_cursor_execute`` event; on SQLite that includes the driver's
-    ``BEGIN``). ``calls``: what the engine's dialect sends besides: pings
+    ``statements``: SQL statements sent through a cursor (any engine,
+    counted with the ``before_cursor_execute`` event; on SQLite that
+    includes the driver's ``BEGIN``); ``trips``: the cursor executions that
+    carried them (PostgreSQL's change sends several statements at once).
+    ``calls``: what the engine's dialect sends besides: pings
     (``pool_pre_ping``), commits and rollbacks (including the pool's
-    reset-on-return), each a round trip on MariaDB and PostgreSQL.
+    reset-on-return), each a round trip on MariaDB and PostgreSQL, except
+    on a psycopg2 connection in autocommit, where they send nothing.
     ``transactions``: ``begin`` events.
     """
 
@@ -38,6 +41,7 @@ class SQLCounter:
     def __init__(self, engine=None):
         self.engine = engine
         self.statements = 0
+        self.trips = 0
         self.transactions = 0
         self.calls = 0
         self.by_call = dict.fromkeys(self.WRAPPED, 0)
@@ -46,15 +50,20 @@ class SQLCounter:
 
     def _stmt(self, conn, cursor, statement, parameters, context,
               executemany):
-        self.statements += 1
+        self.statements += len(statement.split('; '))
+        self.trips += 1
         if self.keep:
-            self.log.append(' '.join(statement.split())[:160])
+            # A statement sent in the round trip of the one before: "+ ".
+            self.log += [('+ ' if i else '') + ' '.join(part.split())[:160]
+                         for i, part in enumerate(statement.split('; '))]
 
     def _begin(self, conn):
         self.transactions += 1
 
     def _wrap(self, name, method):
         def counted(*args, **kwargs):
+            if getattr(args[0], 'autocommit', None) is True:
+                return method(*args, **kwargs)
             self.calls += 1
             self.by_call[name] += 1
             if self.keep:
@@ -113,8 +122,8 @@ def plan(images, n, prefix='t'):
 
 def execute(app, steps, counter=None):
     """Run the steps; per kind: wall ns list, cpu ns total, statements."""
-    out = {k: {'wall': [], 'cpu': 0, 'sql': 0, 'tx': 0, 'calls': 0, 'bad': 0}
-           for k in KINDS}
+    out = {k: {'wall': [], 'cpu': 0, 'sql': 0, 'trips': 0, 'tx': 0,
+               'calls': 0, 'bad': 0} for k in KINDS}
     status = []
 
     def start_response(s, headers, exc_info=None):
@@ -123,6 +132,7 @@ def execute(app, steps, counter=None):
     perf, cpu = time.perf_counter_ns, time.process_time_ns
     for kind, environ, expected in steps:
         s0 = counter.statements if counter else 0
+        r0 = counter.trips if counter else 0
         t0 = counter.transactions if counter else 0
         k0 = counter.calls if counter else 0
         del status[:]
@@ -137,6 +147,7 @@ def execute(app, steps, counter=None):
         rec['cpu'] += c
         if counter:
             rec['sql'] += counter.statements - s0
+            rec['trips'] += counter.trips - r0
             rec['tx'] += counter.transactions - t0
             rec['calls'] += counter.calls - k0
         if not status or not status[0].startswith(expected):
@@ -164,6 +175,7 @@ def run(backend, settings):
             'p99_us': walls[min(n - 1, int(n * 0.99))] / 1000,
             'cpu_us': rec['cpu'] / n / 1000,
             'sql': rec['sql'] / n,
+            'trips': (rec['trips'] + rec['calls']) / n,
             'tx': rec['tx'] / n,
             'calls': rec['calls'] / n,
             'bad': rec['bad'],

@@ -30,7 +30,10 @@ HOW_TO_READ = '''\
   wall includes waiting for the database. "ping+commit+rollback" are the
   calls the dialect makes besides statements (pool pre-ping, commit,
   rollback, the pool's rollback-on-return), each a round trip on MariaDB
-  (PostgreSQL and SQLite skip a rollback with no transaction open).'''
+  and PostgreSQL (not counted on a psycopg2 connection in autocommit,
+  where they send nothing). "Round trips" are the cursor executions (one
+  may carry several statements) plus those calls; on SQLite they are
+  calls into the library, not network round trips.'''
 
 
 def _f(value, fmt='%.2f'):
@@ -105,10 +108,11 @@ class Report:
                 rows.append([b.label, label, '%.0f' % r['p50_us'],
                              '%.0f' % r['p99_us'], '%.0f' % r['cpu_us'],
                              '%.2f' % r['sql'], '%.2f' % r['calls'],
-                             r['bad'] or ''])
+                             '%.2f' % r.get('trips', 0), r['bad'] or ''])
         return _table(['driver', 'request', 'wall p50 us', 'wall p99 us',
                        'CPU us (mean)', 'SQL stmts/req',
-                       'ping+commit+rollback/req', 'wrong status'], rows)
+                       'ping+commit+rollback/req', 'round trips/req',
+                       'wrong status'], rows)
 
     def _floor(self, name, scenario):
         return self.http.get((name, 'floor', scenario))

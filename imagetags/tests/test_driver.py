@@ -50,6 +50,20 @@ class DriverContract:
     def tags(self, image=None):
         return self.driver.show_image(image or self.image)['tags']
 
+    def test_check_sees_the_stored_image(self):
+        # The image given to the policy check has the stored values and
+        # types (SQLite's datetimes, MySQL's booleans): show_image's.
+        self.add('t', image='img-shared', project=MEMBER)
+        self.assertFalse(self.add('t', image='img-shared', project=MEMBER))
+        stored = self.driver.show_image('img-shared')
+        del stored['tags']
+        stored['member'] = MEMBER
+        self.assertEqual(stored, allow.seen)
+        for name, value in allow.seen.items():
+            self.assertIs(type(stored[name]), type(value), name)
+        self.assertIs(False, allow.seen['protected'])
+        self.assertIsInstance(allow.seen['created_at'], datetime.datetime)
+
     def test_add_then_delete(self):
         self.assertTrue(self.add('tag1'))
         self.assertEqual(['tag1'], self.tags())
@@ -243,10 +257,10 @@ class SQLOnly:
     def sql(self):
         """The statements sent, and the round trips that carried them
         (PostgreSQL sends the lock and the write as one query string).
-        Transaction control (SQLite's BEGIN) is not counted."""
+        Transaction control (BEGIN, COMMIT, ROLLBACK) is not counted."""
         trips = []
-        sa.event.listen(self.engine(), 'before_cursor_execute',
-                        lambda *a: a[2] != 'BEGIN' and trips.append(a[2]))
+        self.driver.on_sql = lambda sql: sql not in (
+            'BEGIN', 'COMMIT', 'ROLLBACK') and trips.append(sql)
         return trips
 
     def test_three_statements_per_change_one_per_answer(self):

@@ -438,11 +438,11 @@ class SQLiteLockedTest(InProcess, testtools.TestCase):
         self.driver.create_image(IMAGE, OWNER, 'private')
         self.attempts = 0
 
-        def count(conn, cursor, statement, *args):
+        def count(sql):
             # Each attempt starts with the read of the image.
-            if statement.startswith('SELECT images.id'):
+            if sql.startswith('SELECT images.id'):
                 self.attempts += 1
-        sa.event.listen(self.driver.engine, 'before_cursor_execute', count)
+        self.driver.on_sql = count
         self.assertEqual(204, self.call('PUT', 'a').status_int)
 
     def lock(self):

@@ -29,7 +29,6 @@ Three statements per change, one per no-change answer. Round trips:
 Lock contention and lost connections are retried as a whole; past the
 retries the request answers 503.
 """
-import contextlib
 import datetime
 import logging
 import os
@@ -56,11 +55,9 @@ BUMP = (_images.update()
         .values(updated_at=sa.bindparam('now')))
 READ = (sa.select(
     *_IMAGE_COLUMNS,
-    sa.select(_members.c.member)
-    .where(_members.c.image_id == _images.c.id,
-           _members.c.member == sa.bindparam('project'),
-           _members.c.deleted == _LIVE)
-    .limit(1).scalar_subquery().label('member'),
+    sa.exists().where(_members.c.image_id == _images.c.id,
+                      _members.c.member == sa.bindparam('project'),
+                      _members.c.deleted == _LIVE).label('member'),
     _tags.c.id.label('tag_id'), _tags.c.value.label('tag'))
     .select_from(_images.outerjoin(_tags, sa.and_(
         _tags.c.image_id == _images.c.id, _tags.c.deleted == _LIVE)))
@@ -114,9 +111,32 @@ def _one_trip(dialect, writes):
         bump = (_images.update()
                 .where(_images.c.id.in_(sa.select(changed.c.image_id)))
                 .values(updated_at=sa.bindparam('now', type_=sa.DateTime)))
-        trips[write] = '; '.join(str(s.compile(dialect=dialect))
-                                 for s in (lock, bump))
+        trips[write] = '; '.join(_sql(s, dialect) for s in (lock, bump))
     return trips
+
+
+def _sql(statement, dialect):
+    """The statement's text for the driver's cursor, with named parameters
+    (SQLite's default is positional)."""
+    if dialect.paramstyle not in ('pyformat', 'named'):
+        dialect = type(dialect)(paramstyle='named')
+    return statement.compile(dialect=dialect).string
+
+
+def _row_reader(dialect):
+    """A READ row (a driver tuple) -> (image dict, member, tag id, tag),
+    with SQLAlchemy's own conversions for this dialect (SQLite's datetimes,
+    MySQL's and SQLite's booleans)."""
+    columns = [(c.name, c.type.dialect_impl(dialect).result_processor(
+        dialect, None)) for c in _IMAGE_COLUMNS]
+    width = len(columns)
+
+    def read(row):
+        image = {name: value if convert is None or value is None
+                 else convert(value)
+                 for (name, convert), value in zip(columns, row)}
+        return image, bool(row[width]), row[width + 1], row[width + 2]
+    return read
 
 
 # Lock contention that oslo.db does not already raise as DBDeadlock. InnoDB
@@ -130,7 +150,8 @@ _CONTENTION = ('database is locked', 'could not serialize access',
 # libpq 14 and later say 'connection to server at "<host>", port <n>
 # failed: ...' (refused, starting up, shutting down, too many clients).
 _UNREACHABLE = ('could not connect to server', 'connection to server at ',
-                'connection to server on socket ')
+                'connection to server on socket ',
+                "Can't connect to MySQL server", "Can't connect to server")
 
 
 def _reconnecting(method):
@@ -200,9 +221,23 @@ class SQLDriver(db.Driver):
         self.engine = _lean(self._tm.writer.get_engine())
         self._no_nul = self.engine.dialect.name == 'postgresql'
         self._insert, self._soft_delete = _writes(self.engine.dialect.name)
-        self._separate_read = self.engine.dialect.name == 'sqlite'
-        self._one_trip = _one_trip(self.engine.dialect,
-                                   (self._insert, self._soft_delete))
+        dialect = self.engine.dialect
+        self._sqlite = dialect.name == 'sqlite'
+        self._one_trip = _one_trip(dialect, (self._insert, self._soft_delete))
+        # The requests' statements, compiled once; run on the driver's
+        # cursor (SQLAlchemy's per-execution work cost more than the
+        # statements' own round trips).
+        self._read_sql = _sql(READ, dialect)
+        self._read_row = _row_reader(dialect)
+        self._bump_sql = _sql(BUMP, dialect)
+        self._write_sql = {w: _sql(w, dialect)
+                           for w in (self._insert, self._soft_delete)}
+        self._bind_now = sa.DateTime().dialect_impl(dialect).bind_processor(
+            dialect) or (lambda now: now)
+        self._dbapi_error = dialect.loaded_dbapi.Error
+        # For tests and the bench: called with each round trip's SQL
+        # ('COMMIT'/'ROLLBACK' for those) before it is sent.
+        self.on_sql = None
         self._change = oslo_db_api.wrap_db_retry(
             max_retries=conf.imagetags.db_retries, retry_interval=0.01,
             inc_retry_interval=True, max_retry_interval=0.25, jitter=True,
@@ -246,54 +281,92 @@ class SQLDriver(db.Driver):
             raise
 
     def _change_once(self, ctx, image_id, check, decide):
-        params = {'image_id': image_id, 'project': ctx.project_id}
-        with self.engine.connect() as conn, self._autocommit(conn):
-            rows = [r for r in conn.execute(READ, params) if r.id == image_id]
+        """The read and the change on one pooled connection, through the
+        driver's cursor. PostgreSQL: in autocommit (no transaction to end
+        after the read; the change is one transaction of its own). MySQL:
+        the read opens the transaction the change continues. SQLite: the
+        read is its own (autocommit) statement, the change a transaction."""
+        try:
+            conn = self.engine.raw_connection()
+        except self._dbapi_error as e:
+            raise self._failed(e) from e
+        dbapi, cursor, done = conn.dbapi_connection, None, False
+        try:
+            if self._one_trip:
+                dbapi.autocommit = True
+            cursor = dbapi.cursor()
+            rows = [self._read_row(r) for r in self._send(
+                cursor, self._read_sql, {'image_id': image_id,
+                                         'project': ctx.project_id}, True)
+                    if r[0] == image_id]
             if not rows:
                 raise db.ImageNotFound(image_id)
-            check(db.visible(_image(rows[0]), ctx,
-                             rows[0].member == ctx.project_id))
-            write, values = decide([r.tag for r in rows
-                                    if r.tag_id is not None])
-            # Only the write's own parameters: a key naming a column of
-            # image_tags ("image_id") would be SET by the UPDATE too.
-            values = dict(values, image=image_id, now=_now())
+            image, member = rows[0][0], rows[0][1]
+            check(db.visible(image, ctx, member))
+            write, values = decide([tag for _, _, tag_id, tag in rows
+                                    if tag_id is not None])
+            values = dict(values, image=image_id, image_id=image_id,
+                          now=self._bind_now(_now()))
             if self._one_trip:
-                changed = conn.exec_driver_sql(self._one_trip[write],
-                                               values).rowcount
+                changed = self._send(cursor, self._one_trip[write], values)
             else:
-                if self._separate_read:
-                    conn.rollback()
-                if conn.execute(BUMP, {'image_id': image_id,
-                                       'now': values['now']}).rowcount < 1:
+                if self._sqlite:
+                    self._send(cursor, 'BEGIN', ())
+                if self._send(cursor, self._bump_sql, values) < 1:
                     raise db.ImageNotFound(image_id)
-                changed = conn.execute(write, values).rowcount
+                changed = self._send(cursor, self._write_sql[write], values)
             if changed < 1:
-                # PostgreSQL: the image is gone, or the guard saw another
-                # writer's change; the next read tells which.
+                # The guard saw another writer's change (PostgreSQL: or the
+                # image is gone); the next read tells which.
                 raise _Raced()
-            conn.commit()
-        return True
-
-    @contextlib.contextmanager
-    def _autocommit(self, conn):
-        """psycopg2's autocommit for this request (PostgreSQL's one-trip
-        change): set on the driver's connection, which costs no round trip
-        either way (SQLAlchemy's isolation_level option sends a SET on the
-        way back)."""
-        dbapi = conn.connection.dbapi_connection if self._one_trip else None
-        if dbapi is None:
-            yield
-            return
-        dbapi.autocommit = True
-        try:
-            yield
+            if not self._one_trip:
+                self._end(dbapi, 'COMMIT')
+            done = True
+            return True
+        except self._dbapi_error as e:
+            raise self._failed(e, conn, cursor) from e
         finally:
-            try:
+            self._finish(conn, dbapi, cursor, done)
+
+    def _failed(self, e, conn=None, cursor=None):
+        """A driver error as oslo.db would raise it: a lost or refused
+        connection (the pooled one is dropped), contention, or itself."""
+        dbapi = conn and conn.dbapi_connection
+        if any(text in str(e) for text in _UNREACHABLE) or (
+                self.engine.dialect.is_disconnect(e, dbapi, cursor)):
+            if dbapi is not None:
+                conn.invalidate(e)
+            return db_exc.DBConnectionError(e)
+        if any(text in str(e) for text in _CONTENTION):
+            return db_exc.DBDeadlock(e)
+        return e
+
+    def _send(self, cursor, sql, params, rows=False):
+        if self.on_sql is not None:
+            self.on_sql(sql)
+        cursor.execute(sql, params)
+        return cursor.fetchall() if rows else cursor.rowcount
+
+    def _end(self, dbapi, how):
+        if self.on_sql is not None:
+            self.on_sql(how)
+        (dbapi.commit if how == 'COMMIT' else dbapi.rollback)()
+
+    def _finish(self, conn, dbapi, cursor, done):
+        """Back to the pool with no transaction open and autocommit off; a
+        connection that cannot be brought there is dropped."""
+        if conn.dbapi_connection is None:      # invalidated
+            return conn.close()
+        try:
+            if cursor is not None:
+                cursor.close()
+            if self._one_trip:
                 dbapi.autocommit = False
-            except Exception:
-                # A broken connection must not go back to the pool.
-                conn.invalidate()
+            elif not done and getattr(dbapi, 'in_transaction', True):
+                self._end(dbapi, 'ROLLBACK')
+        except Exception as e:
+            conn.invalidate(e)
+        conn.close()
 
     @_reconnecting
     def show_image(self, image_id):

@@ -25,12 +25,12 @@ IMAGES = 16
 class SQLCounter:
     """Statements and other database calls, while active.
 
-    ``statements``: SQL statements sent through a cursor (any engine,
-    counted with the ``before_cursor_execute`` event; on SQLite that
-    includes the driver's ``BEGIN``); ``trips``: the cursor executions that
-    carried them (PostgreSQL's change sends several statements at once).
-    ``calls``: what the engine's dialect sends besides: pings
-    (``pool_pre_ping``), commits and rollbacks (including the pool's
+    ``statements``: SQL statements sent, as the SQL driver reports them
+    (``on_sql``) and through any SQLAlchemy engine (``before_cursor_execute``;
+    the driver's ``BEGIN`` on SQLite included); ``trips``: the cursor
+    executions that carried them (PostgreSQL's change sends several
+    statements at once). ``calls``: commits and rollbacks, and what the
+    engine's dialect sends besides statements (pings, the pool's
     reset-on-return), each a round trip on MariaDB and PostgreSQL, except
     on a psycopg2 connection in autocommit, where they send nothing.
     ``transactions``: ``begin`` events.
@@ -38,8 +38,9 @@ class SQLCounter:
 
     WRAPPED = ('do_ping', 'do_commit', 'do_rollback')
 
-    def __init__(self, engine=None):
-        self.engine = engine
+    def __init__(self, driver=None):
+        self.driver = driver
+        self.engine = driver and driver.engine
         self.statements = 0
         self.trips = 0
         self.transactions = 0
@@ -50,6 +51,16 @@ class SQLCounter:
 
     def _stmt(self, conn, cursor, statement, parameters, context,
               executemany):
+        self._sql(statement)
+
+    def _sql(self, statement):
+        if statement in ('COMMIT', 'ROLLBACK'):
+            name = 'do_' + statement.lower()
+            self.calls += 1
+            self.by_call[name] += 1
+            if self.keep:
+                self.log.append('(%s)' % name)
+            return
         self.statements += len(statement.split('; '))
         self.trips += 1
         if self.keep:
@@ -74,6 +85,8 @@ class SQLCounter:
     def __enter__(self):
         sa.event.listen(sa.engine.Engine, 'before_cursor_execute', self._stmt)
         sa.event.listen(sa.engine.Engine, 'begin', self._begin)
+        if self.driver is not None:
+            self.driver.on_sql = self._sql
         if self.engine is not None:
             dialect = self.engine.dialect
             for name in self.WRAPPED:
@@ -84,6 +97,8 @@ class SQLCounter:
     def __exit__(self, *exc):
         sa.event.remove(sa.engine.Engine, 'before_cursor_execute', self._stmt)
         sa.event.remove(sa.engine.Engine, 'begin', self._begin)
+        if self.driver is not None:
+            self.driver.on_sql = None
         if self.engine is not None:
             for name in self.WRAPPED:
                 delattr(self.engine.dialect, name)
@@ -162,8 +177,8 @@ def run(backend, settings):
     execute(app, plan(images, max(20, settings.inproc_n // 10), 'w'))
     steps = plan(images, settings.inproc_n)
     gc.collect()
-    engine = tags_app.driver.engine if backend.is_sql else None
-    with SQLCounter(engine) as counter:
+    driver = tags_app.driver if backend.is_sql else None
+    with SQLCounter(driver) as counter:
         raw = execute(app, steps, counter)
     result = {}
     for kind, rec in raw.items():
@@ -180,16 +195,16 @@ def run(backend, settings):
             'calls': rec['calls'] / n,
             'bad': rec['bad'],
         }
-    statements = sample_statements(app, images, engine) if engine else {}
+    statements = sample_statements(app, images, driver) if driver else {}
     if backend.is_sql:
         tags_app.driver.engine.dispose()
     return {'kinds': result, 'statements': statements}
 
 
-def sample_statements(app, images, engine):
+def sample_statements(app, images, driver):
     """The SQL text of one request of each kind, for the report."""
     samples = {}
-    with SQLCounter(engine) as counter:
+    with SQLCounter(driver) as counter:
         counter.keep = 1
         for kind, environ, _ in plan(images[:1], 1, 'sample'):
             del counter.log[:]

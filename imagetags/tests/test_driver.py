@@ -359,7 +359,7 @@ class SQLOnly:
         diff = [d for d in diff if not (d[0] == 'remove_table' and d[1].name
                                         == migration.VERSION_TABLE)]
         self.assertEqual([], diff)
-        self.assertEqual('0001', migration.version(self.engine()))
+        self.assertEqual('0002', migration.version(self.engine()))
 
     def test_db_sync_refuses_a_database_it_does_not_manage(self):
         engine = self.engine()

@@ -77,4 +77,7 @@ image_tags = sa.Table(
     *_soft_delete_columns(),
     sa.Index('ix_image_tags_image_id', 'image_id'),
     sa.Index('ix_image_tags_image_id_tag_value', 'image_id', 'value'),
+    # imagetags' own (migration 0002): the live tags of an image.
+    sa.Index('ix_image_tags_image_id_deleted_value', 'image_id', 'deleted',
+             'value'),
     **_MYSQL)

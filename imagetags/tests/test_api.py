@@ -358,6 +358,33 @@ class APITests:
             self.assertStatus(204, resp)
             self.assertRequestId(resp)
 
+    def test_errors_rendered_once_answered_each_with_its_own_id(self):
+        # Error answers are rendered once per kind and Accept; each still
+        # carries its own request's id, and differs where webob's does.
+        first = {}
+        for n in range(3):
+            for accept in ('application/json', 'text/plain', 'text/html'):
+                for method, path, status in (
+                        ('DELETE', self.tag_path('absent'), 404),
+                        ('POST', self.tag_path('t'), 405),
+                        ('PATCH', self.tag_path('t'), 405),
+                        ('DELETE', self.tag_path('t', 'no-such-image'), 404)):
+                    resp = self.request(method, path, headers={
+                        'Accept': accept,
+                        'X-Openstack-Request-Id': 'r%d' % n})
+                    self.assertStatus(status, resp)
+                    self.assertEqual('req-r%d' % n,
+                                     resp.headers['X-Openstack-Request-Id'])
+                    answer = (resp.body, sorted(
+                        (k, v) for k, v in resp.headers.items()
+                        if k != 'X-Openstack-Request-Id'))
+                    self.assertEqual(first.setdefault(
+                        (accept, method, path), answer), answer)
+        self.assertEqual(12, len(set(b for b, _ in first.values())))
+        resp = self.request('PUT', self.tag_path('t'), caller=None)
+        self.assertStatus(401, resp)
+        self.assertRequestId(resp)
+
     def test_row_25_invalid_utf8(self):
         for method in ('PUT', 'DELETE'):
             resp = self.request(method, self.tag_path('a%FFb'))

@@ -37,6 +37,13 @@ IMAGETAGS_OPTS = [
                  help='Seconds between two looks at the policy file (and '
                       'policy.d) for changes; 0 looks before every check, '
                       'as oslo.policy does by default.'),
+    cfg.BoolOpt('prepared_statements', default=True,
+                help='PostgreSQL: plan the statements of a request once per '
+                     'database connection (SQL PREPARE) instead of on every '
+                     'request, where planning costs the server more than '
+                     'running them. Turn it off behind a pooler that hands '
+                     'one client connection several server connections '
+                     '(PgBouncer in transaction or statement mode).'),
     cfg.IntOpt('retry_after', default=1, min=0,
                help='Seconds sent in the Retry-After header of a 503 '
                     'answer when the database is unavailable or busy.'),

@@ -26,12 +26,13 @@ def allow(image):
 
 class DriverContract:
     backend = None
+    options = {}
 
     def setUp(self):
         super().setUp()
         database = self.useFixture(it_fixtures.Database(self.backend))
         self.conf_dir = self.useFixture(it_fixtures.ConfigDir(
-            database.options))
+            it_fixtures.merge(database.options, self.options)))
         self.driver = db.load_driver(self.conf_dir.conf())
         self.image = 'img-private'
         for visibility in ('private', 'public', 'shared', 'community'):
@@ -257,10 +258,12 @@ class SQLOnly:
     def sql(self):
         """The statements sent, and the round trips that carried them
         (PostgreSQL sends the lock and the write as one query string).
-        Transaction control (BEGIN, COMMIT, ROLLBACK) is not counted."""
+        Transaction control (BEGIN, COMMIT, ROLLBACK) and PostgreSQL's
+        PREPAREs (once per connection) are not counted."""
         trips = []
-        self.driver.on_sql = lambda sql: sql not in (
-            'BEGIN', 'COMMIT', 'ROLLBACK') and trips.append(sql)
+        self.driver.on_sql = lambda sql: not (
+            sql in ('BEGIN', 'COMMIT', 'ROLLBACK') or sql.startswith(
+                'PREPARE ')) and trips.append(sql)
         return trips
 
     def test_three_statements_per_change_one_per_answer(self):
@@ -288,13 +291,15 @@ class SQLOnly:
         self.assertFalse(pool._pre_ping)
         self.assertIs(sa.pool.base.reset_none, pool._reset_on_return)
         self.assertIsInstance(pool, sa.pool.QueuePool)
-        trips = self.sql()
+        sent = []
+        self.driver.on_sql = sent.append
         self.add('t')
         self.delete('t')
         # The soft-delete sets the deletion columns only, never image_id.
         soft_delete = [s.split('UPDATE image_tags SET ')[1].split('WHERE')[0]
-                       for s in trips if 'UPDATE image_tags SET ' in s]
-        self.assertEqual(1, len(soft_delete), trips)
+                       for trip in sent for s in trip.split('; ')
+                       if 'UPDATE image_tags SET ' in s]
+        self.assertEqual(1, len(soft_delete), sent)
         self.assertEqual(['deleted', 'deleted_at', 'updated_at'], sorted(
             c.split('=')[0].strip() for c in soft_delete[0].split(',')))
 
@@ -310,6 +315,11 @@ class SQLOnly:
             values = dict({'image': self.image, 'tag': 't', 'limit': 2,
                            'now': datetime.datetime(2030, 1, day)}, **values)
             with self.engine().connect() as conn:
+                info = conn.connection.info
+                if self.driver._prepare and not info.get(
+                        'imagetags_prepared'):
+                    conn.exec_driver_sql(self.driver._prepare)
+                    info['imagetags_prepared'] = True
                 changed = conn.exec_driver_sql(trips[write], values).rowcount
                 conn.commit()
             image = self.driver.show_image(self.image)
@@ -387,3 +397,35 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
 
 class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'postgresql'
+
+    def test_statements_prepared_once_per_connection(self):
+        sent = []
+        self.driver.on_sql = sent.append
+        for n in range(3):
+            self.add('t%d' % n)
+        self.assertEqual(1, len([s for s in sent
+                                 if s.startswith('PREPARE ')]), sent)
+        self.assertTrue(all(s.startswith('EXECUTE ') for s in sent[1:]))
+
+    def test_lost_prepared_statements_are_prepared_again(self):
+        # A session reset (DISCARD ALL, a pooler) drops them: the request
+        # is retried on a fresh connection, never answered 500.
+        self.add('a')
+        conn = self.engine().raw_connection()
+        conn.dbapi_connection.cursor().execute('DEALLOCATE ALL')
+        conn.dbapi_connection.commit()
+        conn.close()
+        self.add('b')
+        self.delete('a')
+        self.assertEqual(['b'], self.tags())
+
+
+class TestPostgreSQLUnprepared(TestPostgreSQL):
+    options = {'imagetags': {'prepared_statements': False}}
+
+    def test_statements_prepared_once_per_connection(self):
+        sent = []
+        self.driver.on_sql = sent.append
+        self.add('t')
+        self.assertEqual([], [s for s in sent if 'PREPARE' in s or
+                              'EXECUTE' in s])

@@ -14,17 +14,22 @@
    writer came first: the transaction rolls back and the whole change starts
    again from a new read, which then answers from the new state.
 
-Three statements per change, one per no-change answer. Round trips:
+Three statements per change, one per no-change answer, compiled once from
+the SQLAlchemy Core statements below and sent on the driver's own cursor of
+a pooled connection. Round trips:
 
 - PostgreSQL (psycopg2): the connection is in autocommit, so the read is
-  one round trip with no transaction to end; the lock and the guarded write
-  go as one query string, which PostgreSQL runs as one transaction, each
-  statement with a snapshot of its own (READ COMMITTED): one round trip.
+  one round trip with no transaction to end. The change is one query string
+  (one round trip), which PostgreSQL runs as one transaction, each statement
+  with a snapshot of its own (READ COMMITTED): ``SELECT ... FOR UPDATE`` of
+  the image, then the guarded write with the ``updated_at`` bump in the same
+  statement, applied only if the write changed a row.
 - MySQL/MariaDB: the read opens the transaction that the change continues
   (the guards are current reads, so the read's snapshot does not matter):
   read, lock, write, commit; a no-change answer is the read and a rollback.
-- SQLite (no network): the read ends before the write lock is taken, so
-  that two writers never hold read locks that both want to upgrade.
+- SQLite (no network; WAL): the read is a statement of its own, ended
+  before the write lock is taken (a read transaction cannot take the write
+  lock once another writer has committed).
 
 Lock contention and lost connections are retried as a whole; past the
 retries the request answers 503.
@@ -92,27 +97,44 @@ def _writes(dialect):
 
 
 def _one_trip(dialect, writes):
-    """PostgreSQL's change as one query string: lock, then the guarded write
-    with the ``updated_at`` bump only where it changed a row. PostgreSQL runs
-    it as one transaction, each statement with a snapshot of its own (READ
-    COMMITTED), so the guard sees every change committed before the lock.
-    The count of bumped images (0 or 1) tells whether it changed anything.
-    psycopg2 sends a query string as it is; psycopg 3 binds parameters on
-    the server, which takes one statement at a time."""
+    """PostgreSQL's change, sent as one query string: lock, then the guarded
+    write with the ``updated_at`` bump only where it changed a row.
+    PostgreSQL runs it as one transaction, each statement with a snapshot of
+    its own (READ COMMITTED), so the guard sees every change committed
+    before the lock. The count of bumped images (0 or 1) tells whether it
+    changed anything. psycopg2 sends a query string as it is; psycopg 3
+    binds parameters on the server, which takes one statement at a time.
+    Returns {write: (lock, write and bump)}, or None elsewhere."""
     if dialect.name != 'postgresql' or dialect.driver != 'psycopg2':
         return None
-    image = sa.bindparam('image')
     lock = (sa.select(_images.c.id)
-            .where(_images.c.id == image, _images.c.deleted == _LIVE)
+            .where(_images.c.id == sa.bindparam('image'),
+                   _images.c.deleted == _LIVE)
             .with_for_update())
     trips = {}
     for write in writes:
         changed = write.returning(_tags.c.image_id).cte('changed')
-        bump = (_images.update()
-                .where(_images.c.id.in_(sa.select(changed.c.image_id)))
-                .values(updated_at=sa.bindparam('now', type_=sa.DateTime)))
-        trips[write] = '; '.join(_sql(s, dialect) for s in (lock, bump))
+        trips[write] = lock, (
+            _images.update()
+            .where(_images.c.id.in_(sa.select(changed.c.image_id)))
+            .values(updated_at=sa.bindparam('now', type_=sa.DateTime)))
     return trips
+
+
+# PostgreSQL types of the statements' parameters (the others are strings).
+_PG_TYPES = {'now': 'timestamp', 'limit': 'bigint'}
+
+
+def _prepared(name, statement, dialect):
+    """PostgreSQL: the statement's ``PREPARE`` (once per connection) and
+    the ``EXECUTE`` that runs it. Planning our reads and guarded writes
+    costs PostgreSQL several times what running them does."""
+    compiled = statement.compile(dialect=type(dialect)(
+        paramstyle='numeric_dollar'))
+    names = compiled.positiontup
+    return ('PREPARE %s (%s) AS %s' % (name, ', '.join(
+        _PG_TYPES.get(n, 'varchar') for n in names), compiled.string),
+        'EXECUTE %s(%s)' % (name, ', '.join('%%(%s)s' % n for n in names)))
 
 
 def _sql(statement, dialect):
@@ -139,19 +161,25 @@ def _row_reader(dialect):
     return read
 
 
-# Lock contention that oslo.db does not already raise as DBDeadlock. InnoDB
-# reports a lost wait for the AUTO-INC lock that an INSERT ... SELECT takes
-# as error 1467.
+# Driver errors that mean lock contention (retried, then 503): SQLite busy,
+# PostgreSQL serialization failures and deadlocks, MySQL/Galera deadlocks
+# and lock wait timeouts, and InnoDB's error 1467, a lost wait for the
+# AUTO-INC lock that an INSERT ... SELECT takes. Matched on the message, as
+# oslo.db's filters do.
 _CONTENTION = ('database is locked', 'could not serialize access',
                'deadlock detected', 'Lock wait timeout', 'Deadlock found',
                'Failed to read auto-increment value from storage engine')
-# Connection failures that oslo.db does not raise as DBConnectionError: its
-# PostgreSQL filter knows only libpq's old "could not connect to server";
-# libpq 14 and later say 'connection to server at "<host>", port <n>
-# failed: ...' (refused, starting up, shutting down, too many clients).
+# A database that cannot be reached (retried, then 503), besides what the
+# dialect's is_disconnect knows (a connection lost mid-request): refused,
+# starting up, shutting down, too many clients. libpq 14 and later say
+# 'connection to server at "<host>", port <n> failed: ...' (oslo.db's
+# filter knows only the older "could not connect to server").
 _UNREACHABLE = ('could not connect to server', 'connection to server at ',
                 'connection to server on socket ',
                 "Can't connect to MySQL server", "Can't connect to server")
+# A session that lost our prepared statements (DISCARD ALL, a pooler): the
+# connection is dropped and the request retried on a fresh one.
+_UNPREPARED = ('prepared statement "imagetags_',)
 
 
 def _reconnecting(method):
@@ -223,11 +251,27 @@ class SQLDriver(db.Driver):
         self._insert, self._soft_delete = _writes(self.engine.dialect.name)
         dialect = self.engine.dialect
         self._sqlite = dialect.name == 'sqlite'
-        self._one_trip = _one_trip(dialect, (self._insert, self._soft_delete))
         # The requests' statements, compiled once; run on the driver's
         # cursor (SQLAlchemy's per-execution work cost more than the
         # statements' own round trips).
         self._read_sql = _sql(READ, dialect)
+        self._one_trip = self._prepare = None
+        trips = _one_trip(dialect, (self._insert, self._soft_delete))
+        if trips and conf.imagetags.prepared_statements:
+            (lock, add), (_, remove) = (trips[self._insert],
+                                        trips[self._soft_delete])
+            plans = {name: _prepared('imagetags_' + name, stmt, dialect)
+                     for name, stmt in (('read', READ), ('lock', lock),
+                                        ('add', add), ('remove', remove))}
+            self._prepare = '; '.join(p for p, _ in plans.values())
+            self._read_sql = plans['read'][1]
+            self._one_trip = {
+                self._insert: plans['lock'][1] + '; ' + plans['add'][1],
+                self._soft_delete: plans['lock'][1] + '; ' +
+                plans['remove'][1]}
+        elif trips:
+            self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
+                              for write, pair in trips.items()}
         self._read_row = _row_reader(dialect)
         self._bump_sql = _sql(BUMP, dialect)
         self._write_sql = {w: _sql(w, dialect)
@@ -295,6 +339,9 @@ class SQLDriver(db.Driver):
             if self._one_trip:
                 dbapi.autocommit = True
             cursor = dbapi.cursor()
+            if self._prepare and not conn.info.get('imagetags_prepared'):
+                self._send(cursor, self._prepare, None)
+                conn.info['imagetags_prepared'] = True
             rows = [self._read_row(r) for r in self._send(
                 cursor, self._read_sql, {'image_id': image_id,
                                          'project': ctx.project_id}, True)
@@ -332,7 +379,7 @@ class SQLDriver(db.Driver):
         """A driver error as oslo.db would raise it: a lost or refused
         connection (the pooled one is dropped), contention, or itself."""
         dbapi = conn and conn.dbapi_connection
-        if any(text in str(e) for text in _UNREACHABLE) or (
+        if any(text in str(e) for text in _UNREACHABLE + _UNPREPARED) or (
                 self.engine.dialect.is_disconnect(e, dbapi, cursor)):
             if dbapi is not None:
                 conn.invalidate(e)

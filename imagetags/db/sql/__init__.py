@@ -139,9 +139,10 @@ def _prepared(name, statement, dialect):
 
 def _sql(statement, dialect):
     """The statement's text for the driver's cursor, with named parameters
-    (SQLite's default is positional)."""
+    (for sqlite3 and mysqlclient, whose default styles are positional)."""
     if dialect.paramstyle not in ('pyformat', 'named'):
-        dialect = type(dialect)(paramstyle='named')
+        dialect = type(dialect)(paramstyle='pyformat' if (
+            dialect.paramstyle == 'format') else 'named')
     return statement.compile(dialect=dialect).string
 
 

@@ -1,9 +1,8 @@
-"""``python -m imagetags.tests.bench [all|inproc|http|profile|experiments]``.
+"""``python -m imagetags.tests.bench [all|inproc|http|profile]``.
 
 ``all`` (the default) runs everything and writes the report to
 ``BENCH_OUTPUT``; ``inproc`` and ``http`` run one part; ``profile`` profiles
-the in-process path (see ``profiling``); ``experiments`` measures proposed
-fixes (see ``experiments``). Settings: ``settings``.
+the in-process path (see ``profiling``). Settings: ``settings``.
 """
 import datetime
 import os
@@ -74,24 +73,16 @@ def main(argv=()):
     if what == 'profile':
         from imagetags.tests.bench import profiling
         return profiling.main(argv[1:])
-    if what == 'experiments':
-        from imagetags.tests.bench import experiments
-        return experiments.main(argv[1:])
     if what not in ('all', 'inproc', 'http'):
         print(__doc__)
         return 2
     s = bench_settings.load()
-    from imagetags.tests.bench import experiments
-    patches = experiments.from_env()
     workdir = s.workdir or tempfile.mkdtemp(prefix='imagetags-bench-')
     os.makedirs(workdir, exist_ok=True)
     started = time.monotonic()
     print('imagetags bench: %s\nwork directory: %s' % (s.describe(), workdir),
           flush=True)
     header = _header(s)
-    if patches:
-        header += ('\n- **with proposed fixes applied as monkeypatches '
-                   '(BENCH_PATCHES): %s**' % ', '.join(patches))
     backend_list = [bk.Backend(name, s, workdir) for name in s.drivers]
     notes = []
     inproc_results, http_results, rss_results = {}, {}, []

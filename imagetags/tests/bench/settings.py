@@ -31,8 +31,6 @@ BENCH_WORKDIR              scratch directory (kept if set)     a temp dir
 BENCH_MYSQL_URL            MariaDB server (a database is       IMAGETAGS_TEST
                            created and dropped there)          _MYSQL_URL or
                                                                root@127...
-BENCH_PATCHES              proposed fixes to apply (see        none
-                           ``experiments``)
 BENCH_PG_URL               PostgreSQL server                   IMAGETAGS_TEST
                                                                _PG_URL or
                                                                postgres@127..

@@ -11,8 +11,6 @@
   its own (one per worker): ``PUT`` inserts the row named by the path,
   ``DELETE`` deletes it (404 when there was none, as imagetags answers).
 
-``BENCH_PATCHES`` applies proposed fixes first (see ``experiments``).
-
 All three are built in the worker (no ``--preload``), so no database
 connection crosses a fork.
 """
@@ -24,8 +22,6 @@ _NO_CONTENT = [('Content-Type', 'text/html; charset=UTF-8'),
 
 def make_imagetags():
     from imagetags.tests.bench import backends
-    from imagetags.tests.bench import experiments
-    experiments.from_env()
     from imagetags import wsgi
     app = wsgi.load_app(os.environ['BENCH_CONFIG_DIR'], backends.PIPELINE)
     seed = [i for i in os.environ.get('BENCH_SEED_IMAGES', '').split(',')

@@ -25,8 +25,11 @@ a pooled connection. Round trips:
   the image, then the guarded write with the ``updated_at`` bump in the same
   statement, applied only if the write changed a row.
 - MySQL/MariaDB: the read opens the transaction that the change continues
-  (the guards are current reads, so the read's snapshot does not matter):
-  read, lock, write, commit; a no-change answer is the read and a rollback.
+  (the guards are current reads, so the read's snapshot does not matter);
+  the lock and the guarded write go as one query string (the connection
+  allows several statements), then the commit, or the rollback when the
+  guard changed nothing: three round trips. A no-change answer is the read
+  and a rollback.
 - SQLite (no network; WAL): the read is a statement of its own, ended
   before the write lock is taken (a read transaction cannot take the write
   lock once another writer has committed).
@@ -121,6 +124,8 @@ def _one_trip(dialect, writes):
     return trips
 
 
+# MySQL's CLIENT.MULTI_STATEMENTS capability flag (PyMySQL, mysqlclient).
+_MULTI_STATEMENTS = 1 << 16
 # PostgreSQL types of the statements' parameters (the others are strings).
 _PG_TYPES = {'now': 'timestamp', 'limit': 'bigint'}
 
@@ -239,6 +244,11 @@ class SQLDriver(db.Driver):
                         exist_ok=True)
             if 'timeout' not in url.query:
                 url = url.update_query_dict({'timeout': '1'})
+        if url.get_backend_name() == 'mysql':
+            # The lock and the guarded write go as one query string (every
+            # statement here has its values bound by the driver).
+            url = url.update_query_dict({'client_flag': str(
+                int(url.query.get('client_flag', 0)) | _MULTI_STATEMENTS)})
         self._tm = enginefacade.transaction_context()
         # max_retries=0: no connection test at start-up (that is all oslo.db
         # uses it for), so that a process started while the database is down
@@ -257,7 +267,11 @@ class SQLDriver(db.Driver):
         # statements' own round trips).
         self._read_sql = _sql(READ, dialect)
         self._one_trip = self._prepare = None
+        # MySQL: a query string of several statements has several results.
+        self._results = dialect.name == 'mysql'
         trips = _one_trip(dialect, (self._insert, self._soft_delete))
+        # PostgreSQL: autocommit; the change is a transaction of its own.
+        self._autocommit = trips is not None
         if trips and conf.imagetags.prepared_statements:
             (lock, add), (_, remove) = (trips[self._insert],
                                         trips[self._soft_delete])
@@ -273,6 +287,10 @@ class SQLDriver(db.Driver):
         elif trips:
             self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
                               for write, pair in trips.items()}
+        elif dialect.name == 'mysql':
+            # The read opened the transaction; lock and write in one trip.
+            self._one_trip = {w: _sql(BUMP, dialect) + '; ' + _sql(w, dialect)
+                              for w in (self._insert, self._soft_delete)}
         self._read_row = _row_reader(dialect)
         self._bump_sql = _sql(BUMP, dialect)
         self._write_sql = {w: _sql(w, dialect)
@@ -327,17 +345,14 @@ class SQLDriver(db.Driver):
 
     def _change_once(self, ctx, image_id, check, decide):
         """The read and the change on one pooled connection, through the
-        driver's cursor. PostgreSQL: in autocommit (no transaction to end
-        after the read; the change is one transaction of its own). MySQL:
-        the read opens the transaction the change continues. SQLite: the
-        read is its own (autocommit) statement, the change a transaction."""
+        driver's cursor (see the module's docstring for each database)."""
         try:
             conn = self.engine.raw_connection()
         except self._dbapi_error as e:
             raise self._failed(e) from e
         dbapi, cursor, done = conn.dbapi_connection, None, False
         try:
-            if self._one_trip:
+            if self._autocommit:
                 dbapi.autocommit = True
             cursor = dbapi.cursor()
             if self._prepare and not conn.info.get('imagetags_prepared'):
@@ -364,10 +379,10 @@ class SQLDriver(db.Driver):
                     raise db.ImageNotFound(image_id)
                 changed = self._send(cursor, self._write_sql[write], values)
             if changed < 1:
-                # The guard saw another writer's change (PostgreSQL: or the
+                # The guard saw another writer's change (in one trip: or the
                 # image is gone); the next read tells which.
                 raise _Raced()
-            if not self._one_trip:
+            if not self._autocommit:
                 self._end(dbapi, 'COMMIT')
             done = True
             return True
@@ -393,7 +408,12 @@ class SQLDriver(db.Driver):
         if self.on_sql is not None:
             self.on_sql(sql)
         cursor.execute(sql, params)
-        return cursor.fetchall() if rows else cursor.rowcount
+        if rows:
+            return cursor.fetchall()
+        count = cursor.rowcount
+        while self._results and cursor.nextset():
+            count = cursor.rowcount     # the last statement's
+        return count
 
     def _end(self, dbapi, how):
         if self.on_sql is not None:
@@ -408,7 +428,7 @@ class SQLDriver(db.Driver):
         try:
             if cursor is not None:
                 cursor.close()
-            if self._one_trip:
+            if self._autocommit:
                 dbapi.autocommit = False
             elif not done and getattr(dbapi, 'in_transaction', True):
                 self._end(dbapi, 'ROLLBACK')

@@ -121,8 +121,9 @@ class TagsApp:
             if len(self.errors) < MAX_ERRORS:
                 self.errors[key] = answer
         status, headers, body = answer
+        headers = list(headers)     # the server may change the list it gets
         if rid is not None:
-            headers = headers + [('X-Openstack-Request-Id', rid)]
+            headers.append(('X-Openstack-Request-Id', rid))
         start_response(status, headers)
         return [body]
 

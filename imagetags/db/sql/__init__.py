@@ -305,7 +305,8 @@ class SQLDriver(db.Driver):
             max_retries=conf.imagetags.db_retries, retry_interval=0.01,
             inc_retry_interval=True, max_retry_interval=0.25, jitter=True,
             retry_on_deadlock=True, retry_on_disconnect=True,
-            exception_checker=_is_contention)(self._change_once)
+            exception_checker=lambda e: isinstance(e, _Raced)
+        )(self._change_once)
 
     def add_tag(self, ctx, image_id, tag, quota, check):
         def decide(live):
@@ -336,12 +337,6 @@ class SQLDriver(db.Driver):
         except (db_exc.DBDeadlock, db_exc.DBConnectionError, _Raced) as e:
             LOG.warning('Database unavailable or busy: %s', e)
             raise db.Unavailable() from e
-        except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
-            if _is_contention(e):
-                LOG.warning('Database unavailable or busy past the '
-                            'retries: %s', e)
-                raise db.Unavailable() from e
-            raise
 
     def _change_once(self, ctx, image_id, check, decide):
         """The read and the change on one pooled connection, through the
@@ -478,13 +473,6 @@ class SQLDriver(db.Driver):
 
 def _image(row):
     return {c.name: getattr(row, c.name) for c in _IMAGE_COLUMNS}
-
-
-def _is_contention(exc):
-    if isinstance(exc, (db_exc.DBDeadlock, _Raced)):
-        return True
-    return isinstance(exc, (db_exc.DBError, sa.exc.SQLAlchemyError)) and any(
-        text in str(exc) for text in _CONTENTION + _UNREACHABLE)
 
 
 def _now():

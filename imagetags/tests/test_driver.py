@@ -449,6 +449,30 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         self.delete('a')
         self.assertEqual(['b'], self.tags())
 
+    def test_connection_lost_during_the_first_connect(self):
+        # SQLAlchemy's first connect runs the dialect's own queries; a
+        # server that drops the connection then (as one stopping does) is
+        # retried, never a 500.
+        driver = db.load_driver(self.conf_dir.conf())
+        self.addCleanup(driver.engine.dispose)
+        dropped = []
+
+        def drop_once(dbapi_connection, record):
+            # The server ends this connection before the dialect's queries.
+            if not dropped:
+                dropped.append(True)
+                with self.engine().connect() as admin:
+                    admin.execute(sa.text('SELECT pg_terminate_backend(:p)'),
+                                  {'p': dbapi_connection.get_backend_pid()})
+                    admin.commit()
+
+        sa.event.listen(driver.engine, 'first_connect', drop_once,
+                        insert=True)
+        self.assertTrue(driver.add_tag(ctx(OWNER), self.image, 't', 128,
+                                       allow))
+        self.assertEqual([True], dropped)
+        self.assertEqual(['t'], self.tags())
+
 
 class TestPostgreSQLUnprepared(TestPostgreSQL):
     options = {'imagetags': {'prepared_statements': False}}

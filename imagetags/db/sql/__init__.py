@@ -175,14 +175,6 @@ def _row_reader(dialect):
 _CONTENTION = ('database is locked', 'could not serialize access',
                'deadlock detected', 'Lock wait timeout', 'Deadlock found',
                'Failed to read auto-increment value from storage engine')
-# A database that cannot be reached (retried, then 503), besides what the
-# dialect's is_disconnect knows (a connection lost mid-request): refused,
-# starting up, shutting down, too many clients. libpq 14 and later say
-# 'connection to server at "<host>", port <n> failed: ...' (oslo.db's
-# filter knows only the older "could not connect to server").
-_UNREACHABLE = ('could not connect to server', 'connection to server at ',
-                'connection to server on socket ',
-                "Can't connect to MySQL server", "Can't connect to server")
 # A session that lost our prepared statements (DISCARD ALL, a pooler): the
 # connection is dropped and the request retried on a fresh one.
 _UNPREPARED = ('prepared statement "imagetags_',)
@@ -382,21 +374,23 @@ class SQLDriver(db.Driver):
             done = True
             return True
         except self._dbapi_error as e:
-            raise self._failed(e, conn, cursor) from e
+            raise self._failed(e, conn) from e
         finally:
             self._finish(conn, dbapi, cursor, done)
 
-    def _failed(self, e, conn=None, cursor=None):
-        """A driver error as oslo.db would raise it: a lost or refused
-        connection (the pooled one is dropped), contention, or itself."""
-        dbapi = conn and conn.dbapi_connection
-        if any(text in str(e) for text in _UNREACHABLE + _UNPREPARED) or (
-                self.engine.dialect.is_disconnect(e, dbapi, cursor)):
-            if dbapi is not None:
-                conn.invalidate(e)
-            return db_exc.DBConnectionError(e)
+    def _failed(self, e, conn=None):
+        """A driver error as oslo.db would raise it: lock contention, or a
+        database that cannot serve (an operational or interface error: down,
+        starting, stopping, connection lost; the pooled connection is
+        dropped), or itself (a bug: 500)."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
+        dbapi = self.engine.dialect.loaded_dbapi
+        if isinstance(e, (dbapi.OperationalError, dbapi.InterfaceError)) or (
+                any(text in str(e) for text in _UNPREPARED)):
+            if conn is not None and conn.dbapi_connection is not None:
+                conn.invalidate(e)
+            return db_exc.DBConnectionError(e)
         return e
 
     def _send(self, cursor, sql, params, rows=False):

@@ -290,6 +290,9 @@ class SQLDriver(db.Driver):
         self._bind_now = sa.DateTime().dialect_impl(dialect).bind_processor(
             dialect) or (lambda now: now)
         self._dbapi_error = dialect.loaded_dbapi.Error
+        self._unavailable = () if self._sqlite else (
+            dialect.loaded_dbapi.OperationalError,
+            dialect.loaded_dbapi.InterfaceError)
         # For tests and the bench: called with each round trip's SQL
         # ('COMMIT'/'ROLLBACK' for those) before it is sent.
         self.on_sql = None
@@ -380,13 +383,14 @@ class SQLDriver(db.Driver):
 
     def _failed(self, e, conn=None):
         """A driver error as oslo.db would raise it: lock contention, or a
-        database that cannot serve (an operational or interface error: down,
-        starting, stopping, connection lost; the pooled connection is
-        dropped), or itself (a bug: 500)."""
+        database server that cannot serve (an operational or interface
+        error: down, starting, stopping, connection lost; the pooled
+        connection is dropped), or itself (a bug: 500). sqlite3 has no
+        server and calls most of its errors operational (a missing table
+        too): there, only contention is retried."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
-        dbapi = self.engine.dialect.loaded_dbapi
-        if isinstance(e, (dbapi.OperationalError, dbapi.InterfaceError)) or (
+        if isinstance(e, self._unavailable) or (
                 any(text in str(e) for text in _UNPREPARED)):
             if conn is not None and conn.dbapi_connection is not None:
                 conn.invalidate(e)

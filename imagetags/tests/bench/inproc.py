@@ -31,8 +31,8 @@ class SQLCounter:
     executions that carried them (PostgreSQL's change sends several
     statements at once). ``calls``: commits and rollbacks, and what the
     engine's dialect sends besides statements (pings, the pool's
-    reset-on-return), each a round trip on MariaDB and PostgreSQL, except
-    on a psycopg2 connection in autocommit, where they send nothing.
+    reset-on-return), each a round trip on MariaDB and PostgreSQL (the
+    driver's PostgreSQL connections are in autocommit: it sends none).
     ``transactions``: ``begin`` events.
     """
 
@@ -73,8 +73,6 @@ class SQLCounter:
 
     def _wrap(self, name, method):
         def counted(*args, **kwargs):
-            if getattr(args[0], 'autocommit', None) is True:
-                return method(*args, **kwargs)
             self.calls += 1
             self.by_call[name] += 1
             if self.keep:

@@ -30,8 +30,8 @@ HOW_TO_READ = '''\
   wall includes waiting for the database. "ping+commit+rollback" are the
   calls the dialect makes besides statements (pool pre-ping, commit,
   rollback, the pool's rollback-on-return), each a round trip on MariaDB
-  and PostgreSQL (not counted on a psycopg2 connection in autocommit,
-  where they send nothing). "Round trips" are the cursor executions (one
+  and PostgreSQL (the driver's PostgreSQL connections are in autocommit:
+  it sends none). "Round trips" are the cursor executions (one
   may carry several statements) plus those calls; on SQLite they are
   calls into the library, not network round trips.'''
 

@@ -75,6 +75,13 @@ class DriverContract:
         self.assertEqual([], self.tags())
         self.assertRaises(db.TagNotFound, self.delete, 'tag1')
 
+    def test_tags_shown_oldest_first(self):
+        for tag in ('z', 'a', 'm'):
+            self.add(tag)
+        self.delete('a')
+        self.add('a')
+        self.assertEqual(['z', 'm', 'a'], self.tags())
+
     def test_tags_are_exact_strings(self):
         forms = ['Foo', 'foo', 'FOO', 'foo ', ' foo', 'fóo', 'é', 'e\u0301',
                  'タグ', ' ', '%', 'a,b', 'a;b', 'a+b', '.', '..', 'a\nb',
@@ -414,6 +421,21 @@ class TestMemory(DriverContract, testtools.TestCase):
 
 class TestSQLite(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'sqlite'
+
+    def test_the_read_finds_rows_through_the_image(self):
+        # SQLite plans without statistics: the read must not walk every
+        # live membership (index on deleted) or every tag row the image
+        # ever had, soft-deleted ones included.
+        with self.engine().connect() as conn:
+            plan = [row[-1] for row in conn.exec_driver_sql(
+                'EXPLAIN QUERY PLAN ' + self.driver._read_sql,
+                {'image_id': self.image, 'project': OWNER})]
+        self.assertIn('SEARCH image_tags USING COVERING INDEX '
+                      'ix_image_tags_image_id_deleted_value '
+                      '(image_id=? AND deleted=?) LEFT-JOIN', plan)
+        self.assertIn('SEARCH image_members USING INDEX '
+                      'ix_image_members_image_id_member '
+                      '(image_id=? AND member=?)', plan)
 
     def test_db_sync_puts_the_file_in_wal_mode(self):
         with self.engine().connect() as conn:

@@ -61,17 +61,21 @@ BUMP = (_images.update()
         .where(_images.c.id == sa.bindparam('image_id'),
                _images.c.deleted == _LIVE)
         .values(updated_at=sa.bindparam('now')))
+# The image, the caller's membership and the live tags, in no order. Both
+# are found through the image's id: without statistics, SQLite would rather
+# use the index on ``deleted`` (every live membership of every image) for
+# ``deleted = 0``, which ``!=`` cannot use, and would walk every tag row
+# the image ever had (soft-deleted ones too) in id order for an ORDER BY.
 READ = (sa.select(
     *_IMAGE_COLUMNS,
     sa.exists().where(_members.c.image_id == _images.c.id,
                       _members.c.member == sa.bindparam('project'),
-                      _members.c.deleted == _LIVE).label('member'),
+                      _members.c.deleted != sa.true()).label('member'),
     _tags.c.id.label('tag_id'), _tags.c.value.label('tag'))
     .select_from(_images.outerjoin(_tags, sa.and_(
         _tags.c.image_id == _images.c.id, _tags.c.deleted == _LIVE)))
     .where(_images.c.id == sa.bindparam('image_id'),
-           _images.c.deleted == _LIVE)
-    .order_by(_tags.c.id))
+           _images.c.deleted == _LIVE))
 
 
 def _writes(dialect):
@@ -438,7 +442,8 @@ class SQLDriver(db.Driver):
         if not rows:
             return None
         image = _image(rows[0])
-        image['tags'] = [r.tag for r in rows if r.tag_id is not None]
+        image['tags'] = [r.tag for r in sorted(rows, key=lambda r: (
+            r.tag_id or 0)) if r.tag_id is not None]
         return image
 
     @_reconnecting

@@ -5,18 +5,20 @@
    Python, with exact (case-sensitive) string comparison. Every outcome that
    changes nothing (404, 403, 413, a PUT of a tag already there) is answered
    here: it was true when the read was taken.
-2. A change is one transaction: ``UPDATE images SET updated_at`` on the live
-   image takes the image's row lock (MySQL/PostgreSQL) or the database write
-   lock (SQLite), so the writers of one image are serialised; no row means
-   404. Then a guarded ``INSERT`` of the tag (only if it is still absent and
-   the count still under the quota) or soft-delete of every live copy of it
-   (only if there still is one). A guard that changes nothing means another
-   writer came first: the transaction rolls back and the whole change starts
-   again from a new read, which then answers from the new state.
+2. A change is one transaction. It first locks the live image: its row
+   (MySQL/PostgreSQL: ``SELECT ... FOR UPDATE``) or the database (SQLite:
+   ``UPDATE images SET updated_at``), so the writers of one image are
+   serialised. Then a guarded ``INSERT`` of the tag (only if it is still
+   absent and the count still under the quota) or soft-delete of every live
+   copy of it (only if there still is one), and ``updated_at`` is bumped
+   where the write changed a row. A guard that changes nothing means
+   another writer came first (or the image is gone): nothing is changed and
+   the whole change starts again from a new read, which then answers from
+   the new state.
 
-Three statements per change, one per no-change answer, compiled once from
-the SQLAlchemy Core statements below and sent on the driver's own cursor of
-a pooled connection. Round trips:
+Three statements per change (MySQL: four), one per no-change answer,
+compiled once from the SQLAlchemy Core statements below and sent on the
+driver's own cursor of a pooled connection. Round trips:
 
 - PostgreSQL (psycopg2): the connection is in autocommit, so the read is
   one round trip with no transaction to end. The change is one query string
@@ -24,12 +26,12 @@ a pooled connection. Round trips:
   with a snapshot of its own (READ COMMITTED): ``SELECT ... FOR UPDATE`` of
   the image, then the guarded write with the ``updated_at`` bump in the same
   statement, applied only if the write changed a row.
-- MySQL/MariaDB: the read opens the transaction that the change continues
-  (the guards are current reads, so the read's snapshot does not matter);
-  the lock and the guarded write go as one query string (the connection
-  allows several statements), then the commit, or the rollback when the
-  guard changed nothing: three round trips. A no-change answer is the read
-  and a rollback.
+- MySQL/MariaDB: the connection allows several statements in one query
+  string. The read ends with its ``COMMIT`` (one round trip: a no-change
+  answer costs nothing more). The change is one query string too: ``SELECT
+  ... FOR UPDATE`` of the image, the guarded write (its guards are current
+  reads), the ``updated_at`` bump only if the write changed a row
+  (``ROW_COUNT()``), then ``COMMIT``: two round trips in all.
 - SQLite (no network; WAL): the read is a statement of its own, ended
   before the write lock is taken (a read transaction cannot take the write
   lock once another writer has committed).
@@ -104,20 +106,27 @@ def _writes(dialect):
 
 
 def _one_trip(dialect, writes):
-    """PostgreSQL's change, sent as one query string: lock, then the guarded
-    write with the ``updated_at`` bump only where it changed a row.
-    PostgreSQL runs it as one transaction, each statement with a snapshot of
-    its own (READ COMMITTED), so the guard sees every change committed
-    before the lock. The count of bumped images (0 or 1) tells whether it
-    changed anything. psycopg2 sends a query string as it is; psycopg 3
-    binds parameters on the server, which takes one statement at a time.
-    Returns {write: (lock, write and bump)}, or None elsewhere."""
-    if dialect.name != 'postgresql' or dialect.driver != 'psycopg2':
-        return None
+    """The change as one query string: lock, then the guarded write with
+    the ``updated_at`` bump only where it changed a row; the count of
+    bumped images (0 or 1) tells whether it changed anything.
+
+    PostgreSQL (psycopg2) runs it as one transaction, each statement with a
+    snapshot of its own (READ COMMITTED), so the guard sees every change
+    committed before the lock; the bump is in the write's statement
+    (psycopg2 sends a query string as it is; psycopg 3 binds parameters on
+    the server, which takes one statement at a time). MySQL bumps in a
+    statement of its own, on the write's ``ROW_COUNT()``; the caller ends
+    the string with ``COMMIT``. Returns {write: statements}, or None
+    elsewhere."""
     lock = (sa.select(_images.c.id)
             .where(_images.c.id == sa.bindparam('image'),
                    _images.c.deleted == _LIVE)
             .with_for_update())
+    if dialect.name == 'mysql':
+        bump = BUMP.where(sa.func.row_count() > sa.literal_column('0'))
+        return {write: (lock, write, bump) for write in writes}
+    if dialect.name != 'postgresql' or dialect.driver != 'psycopg2':
+        return None
     trips = {}
     for write in writes:
         changed = write.returning(_tags.c.image_id).cte('changed')
@@ -263,12 +272,18 @@ class SQLDriver(db.Driver):
         # statements' own round trips).
         self._read_sql = _sql(READ, dialect)
         self._one_trip = self._prepare = None
-        # MySQL: a query string of several statements has several results.
+        # MySQL: a query string of several statements has several results,
+        # and each ends with its COMMIT.
         self._results = dialect.name == 'mysql'
         trips = _one_trip(dialect, (self._insert, self._soft_delete))
         # PostgreSQL: autocommit; the change is a transaction of its own.
-        self._autocommit = trips is not None
-        if trips and conf.imagetags.prepared_statements:
+        self._autocommit = trips is not None and not self._results
+        if self._results:
+            self._read_sql += '; COMMIT'
+            self._one_trip = {w: '; '.join(
+                [_sql(s, dialect) for s in trip] + ['COMMIT'])
+                for w, trip in trips.items()}
+        elif trips and conf.imagetags.prepared_statements:
             (lock, add), (_, remove) = (trips[self._insert],
                                         trips[self._soft_delete])
             plans = {name: _prepared('imagetags_' + name, stmt, dialect)
@@ -283,10 +298,6 @@ class SQLDriver(db.Driver):
         elif trips:
             self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
                               for write, pair in trips.items()}
-        elif dialect.name == 'mysql':
-            # The read opened the transaction; lock and write in one trip.
-            self._one_trip = {w: _sql(BUMP, dialect) + '; ' + _sql(w, dialect)
-                              for w in (self._insert, self._soft_delete)}
         self._read_row = _row_reader(dialect)
         self._bump_sql = _sql(BUMP, dialect)
         self._write_sql = {w: _sql(w, dialect)
@@ -344,7 +355,9 @@ class SQLDriver(db.Driver):
             conn = self.engine.raw_connection()
         except self._dbapi_error as e:
             raise self._failed(e) from e
-        dbapi, cursor, done = conn.dbapi_connection, None, False
+        # clean: no transaction open (reads are autocommit on PostgreSQL and
+        # SQLite, and end with COMMIT on MySQL; so do MySQL's changes).
+        dbapi, cursor, clean = conn.dbapi_connection, None, False
         try:
             if self._autocommit:
                 dbapi.autocommit = True
@@ -356,6 +369,7 @@ class SQLDriver(db.Driver):
                 cursor, self._read_sql, {'image_id': image_id,
                                          'project': ctx.project_id}, True)
                     if r[0] == image_id]
+            clean = True
             if not rows:
                 raise db.ImageNotFound(image_id)
             image, member = rows[0][0], rows[0][1]
@@ -364,8 +378,10 @@ class SQLDriver(db.Driver):
                                     if tag_id is not None])
             values = dict(values, image=image_id, image_id=image_id,
                           now=self._bind_now(_now()))
+            clean = False
             if self._one_trip:
                 changed = self._send(cursor, self._one_trip[write], values)
+                clean = True
             else:
                 if self._sqlite:
                     self._send(cursor, 'BEGIN', ())
@@ -376,14 +392,14 @@ class SQLDriver(db.Driver):
                 # The guard saw another writer's change (in one trip: or the
                 # image is gone); the next read tells which.
                 raise _Raced()
-            if not self._autocommit:
+            if not clean:
                 self._end(dbapi, 'COMMIT')
-            done = True
+                clean = True
             return True
         except self._dbapi_error as e:
             raise self._failed(e, conn) from e
         finally:
-            self._finish(conn, dbapi, cursor, done)
+            self._finish(conn, dbapi, cursor, clean)
 
     def _failed(self, e, conn=None):
         """A driver error as oslo.db would raise it: lock contention, or a
@@ -402,22 +418,24 @@ class SQLDriver(db.Driver):
         return e
 
     def _send(self, cursor, sql, params, rows=False):
+        """The first statement's rows, or the row count of the last one
+        (MySQL: of the one before the final COMMIT)."""
         if self.on_sql is not None:
             self.on_sql(sql)
         cursor.execute(sql, params)
-        if rows:
-            return cursor.fetchall()
-        count = cursor.rowcount
-        while self._results and cursor.nextset():
-            count = cursor.rowcount     # the last statement's
-        return count
+        if not self._results:
+            return cursor.fetchall() if rows else cursor.rowcount
+        result = [cursor.fetchall() if rows else cursor.rowcount]
+        while cursor.nextset():
+            result.append(cursor.rowcount)
+        return result[0] if rows else result[-2]
 
     def _end(self, dbapi, how):
         if self.on_sql is not None:
             self.on_sql(how)
         (dbapi.commit if how == 'COMMIT' else dbapi.rollback)()
 
-    def _finish(self, conn, dbapi, cursor, done):
+    def _finish(self, conn, dbapi, cursor, clean):
         """Back to the pool with no transaction open and autocommit off; a
         connection that cannot be brought there is dropped."""
         if conn.dbapi_connection is None:      # invalidated
@@ -427,7 +445,7 @@ class SQLDriver(db.Driver):
                 cursor.close()
             if self._autocommit:
                 dbapi.autocommit = False
-            elif not done and getattr(dbapi, 'in_transaction', True):
+            elif not clean:
                 self._end(dbapi, 'ROLLBACK')
         except Exception as e:
             conn.invalidate(e)

@@ -28,8 +28,9 @@ class SQLCounter:
     ``statements``: SQL statements sent, as the SQL driver reports them
     (``on_sql``) and through any SQLAlchemy engine (``before_cursor_execute``;
     the driver's ``BEGIN`` on SQLite included); ``trips``: the cursor
-    executions that carried them (PostgreSQL's change sends several
-    statements at once). ``calls``: commits and rollbacks, and what the
+    executions that carried them (PostgreSQL's and MySQL's changes send
+    several statements at once), but for those that carried a commit.
+    ``calls``: commits and rollbacks (alone or carried), and what the
     engine's dialect sends besides statements (pings, the pool's
     reset-on-return), each a round trip on MariaDB and PostgreSQL (the
     driver's PostgreSQL connections are in autocommit: it sends none).
@@ -54,19 +55,25 @@ class SQLCounter:
         self._sql(statement)
 
     def _sql(self, statement):
-        if statement in ('COMMIT', 'ROLLBACK'):
-            name = 'do_' + statement.lower()
-            self.calls += 1
-            self.by_call[name] += 1
-            if self.keep:
-                self.log.append('(%s)' % name)
-            return
-        self.statements += len(statement.split('; '))
-        self.trips += 1
-        if self.keep:
+        parts = statement.split('; ')
+        # A commit sent alone or with statements is one round trip (MySQL
+        # sends its reads and changes with their COMMIT): counted in calls.
+        if not {'COMMIT', 'ROLLBACK'} & set(parts):
+            self.trips += 1
+        for i, part in enumerate(parts):
             # A statement sent in the round trip of the one before: "+ ".
-            self.log += [('+ ' if i else '') + ' '.join(part.split())[:160]
-                         for i, part in enumerate(statement.split('; '))]
+            mark = '+ ' if i else ''
+            if part in ('COMMIT', 'ROLLBACK'):
+                name = 'do_' + part.lower()
+                self.calls += 1
+                self.by_call[name] += 1
+                if self.keep:
+                    self.log.append('(%s%s)' % (
+                        name, ' in the trip' if i else ''))
+            else:
+                self.statements += 1
+                if self.keep:
+                    self.log.append(mark + ' '.join(part.split())[:160])
 
     def _begin(self, conn):
         self.transactions += 1

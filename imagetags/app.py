@@ -60,6 +60,10 @@ class TagsApp:
         # Rendered error answers: webob renders one (by Accept) in ~60 us.
         self.errors = {}
 
+    def is_admin(self, ctx):
+        """The policy's ``context_is_admin``, for ``ctx.is_admin``."""
+        return self.enforcer.authorize(policy.IS_ADMIN, {}, ctx)
+
     def match(self, environ):
         """The route for the raw (latin-1, PEP 3333) path, or None.
 
@@ -88,7 +92,8 @@ class TagsApp:
             return self.next_app(environ, start_response)
         rid = None
         try:
-            ctx = context.get(environ, self.conf.allow_anonymous_access)
+            ctx = context.get(environ, self.conf.allow_anonymous_access,
+                              self.is_admin)
             rid = ctx.request_id
             self.handle(environ, match, ctx)
         except webob.exc.HTTPException as e:
@@ -140,7 +145,6 @@ class TagsApp:
             raise webob.exc.HTTPBadRequest(
                 explanation="Param values can't contain 4 byte unicode.")
         _reject_body(environ)
-        ctx.is_admin = self.enforcer.authorize(policy.IS_ADMIN, {}, ctx)
         try:
             if not (len(image_id) <= _MAX_IMAGE_ID and image_id.isascii()
                     and image_id.isprintable()):

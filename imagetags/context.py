@@ -23,18 +23,32 @@ def request_id(environ):
     return environ.get('openstack.request_id') or context.generate_request_id()
 
 
-def get(environ, allow_anonymous):
-    """The context of this request; raises 401 without a confirmed identity."""
+class RequestContext(context.RequestContext):
+    """oslo.context's, whose ``is_admin`` is ``admin_check(ctx)``, called
+    when ``is_admin`` is first read (most requests never need it)."""
+
+    def __init__(self, *args, admin_check=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._admin_check = admin_check
+
+    def check_is_admin(self):
+        return bool(self._admin_check and self._admin_check(self))
+
+
+def get(environ, allow_anonymous, admin_check=None):
+    """The context of this request; raises 401 without a confirmed identity.
+    ``admin_check(ctx)``: the policy's answer to "is this an admin"."""
     ctx = environ.get(ENV_KEY)
     if ctx is not None:
         return ctx
     rid = request_id(environ)
     if environ.get('HTTP_X_IDENTITY_STATUS') == 'Confirmed':
-        ctx = context.RequestContext.from_environ(environ, request_id=rid)
+        ctx = RequestContext.from_environ(environ, request_id=rid,
+                                          is_admin=None,
+                                          admin_check=admin_check)
         ctx.roles = [r.lower() for r in ctx.roles]
     elif allow_anonymous:
-        ctx = context.RequestContext(request_id=rid, read_only=True,
-                                     is_admin=False)
+        ctx = RequestContext(request_id=rid, read_only=True, is_admin=False)
     else:
         exc = webob.exc.HTTPUnauthorized()
         exc.headers['X-Openstack-Request-Id'] = rid

@@ -327,7 +327,7 @@ def authorize(enforcer, ctx, action, image, tag):
     """Raise 403, or a bare 404 when the caller may not even read the image."""
     t = target(image, tag)
     if enforcer.authorize(action, t, ctx):
-        if not ctx.is_admin and None in (image['owner'], ctx.project_id):
+        if None in (image['owner'], ctx.project_id) and not ctx.is_admin:
             raise webob.exc.HTTPForbidden(
                 explanation=NOT_MUTABLE_MSG[action] % image['id'])
         return

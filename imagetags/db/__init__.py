@@ -98,10 +98,10 @@ def visible(image, ctx, is_member):
     member = project if (image['visibility'] == 'shared' and is_member
                          and project is not None
                          and image['owner'] != project) else None
-    if not (ctx.is_admin or image['owner'] is None
+    if not (image['owner'] is None
             or image['visibility'] in ('public', 'community')
             or (project is not None and image['owner'] == project)
-            or member is not None):
+            or member is not None or ctx.is_admin):
         raise ImageNotFound(image['id'])
     return dict(image, member=member)
 

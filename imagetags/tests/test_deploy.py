@@ -219,8 +219,8 @@ class TestCommands(testtools.TestCase):
                                                     image))['tags'])
 
     def test_manage(self):
-        self.assertEqual('0002', self.manage('db', 'sync'))
-        self.assertEqual('0002', self.manage('db', 'version'))
+        self.assertEqual('0003', self.manage('db', 'sync'))
+        self.assertEqual('0003', self.manage('db', 'version'))
         image = self.manage('image', 'create', '--owner', 'p1',
                             '--visibility', 'shared', '--member', 'p2',
                             '--member', 'p3:pending', '--name', 'n')

@@ -7,6 +7,10 @@ Only what imagetags reads or writes is declared for ``images``.
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+# imagetags' own indexes (not Glance's) and the databases that have them:
+# migrations 0002 and 0003.
+ONLY_ON = {'ix_image_tags_image_id_deleted_value': ('mysql', 'sqlite'),
+           'ix_image_tags_live': ('postgresql',)}
 _MYSQL = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8'}
 
 
@@ -77,7 +81,11 @@ image_tags = sa.Table(
     *_soft_delete_columns(),
     sa.Index('ix_image_tags_image_id', 'image_id'),
     sa.Index('ix_image_tags_image_id_tag_value', 'image_id', 'value'),
-    # imagetags' own (migration 0002): the live tags of an image.
+    # imagetags' own: the live tags of an image (see ONLY_ON).
     sa.Index('ix_image_tags_image_id_deleted_value', 'image_id', 'deleted',
-             'value'),
+             'value').ddl_if(dialect=ONLY_ON[
+                 'ix_image_tags_image_id_deleted_value']),
+    sa.Index('ix_image_tags_live', 'image_id', 'value',
+             postgresql_where=sa.text('NOT deleted')).ddl_if(
+                 dialect=ONLY_ON['ix_image_tags_live']),
     **_MYSQL)

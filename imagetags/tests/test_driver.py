@@ -65,6 +65,15 @@ class DriverContract:
             self.assertIs(type(stored[name]), type(value), name)
         self.assertIs(False, allow.seen['protected'])
         self.assertIsInstance(allow.seen['created_at'], datetime.datetime)
+        # Text that needs quoting, and a true boolean.
+        self.driver.create_image('img-named', OWNER, 'private',
+                                 name='a "b" \\ c\u00e9\u30bf\n',
+                                 protected=True)
+        stored = self.driver.show_image('img-named')
+        del stored['tags']
+        self.add('t', image='img-named')
+        self.assertEqual(dict(stored, member=None), allow.seen)
+        self.assertIs(True, allow.seen['protected'])
 
     def test_add_then_delete(self):
         self.assertTrue(self.add('tag1'))

@@ -73,7 +73,7 @@ class TagsApp:
         Glance's version negotiation may have collapsed there).
         """
         raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
-        if raw:
+        if raw and ('%2f' in raw or '%2F' in raw):
             head, _, segment = urllib.parse.urlsplit(raw).path.rpartition('/')
             if '%2f' in segment.lower():
                 head = _unquote(head)
@@ -112,10 +112,9 @@ class TagsApp:
     def error(self, exc, environ, start_response, rid):
         """The error's answer, rendered once per kind of error and Accept
         (at most ``MAX_ERRORS`` kinds are kept), with this request's id."""
-        own = exc.headers.pop('X-Openstack-Request-Id', None)   # 401's
-        rid = own if rid is None else rid
+        rid = getattr(exc, 'request_id', rid)     # 401's
         key = (type(exc), exc.explanation, exc.detail, exc.comment,
-               tuple(exc.headers.items()), environ.get('HTTP_ACCEPT'),
+               tuple(exc.headerlist), environ.get('HTTP_ACCEPT'),
                environ['REQUEST_METHOD'])
         answer = self.errors.get(key)
         if answer is None:

@@ -51,7 +51,7 @@ def get(environ, allow_anonymous, admin_check=None):
         ctx = RequestContext(request_id=rid, read_only=True, is_admin=False)
     else:
         exc = webob.exc.HTTPUnauthorized()
-        exc.headers['X-Openstack-Request-Id'] = rid
+        exc.request_id = rid    # no context to carry it
         raise exc
     environ[ENV_KEY] = ctx
     return ctx

@@ -91,13 +91,15 @@ class Driver:
 def visible(image, ctx, is_member):
     """The image with the caller's ``member`` set, if the caller may see it.
 
-    Glance's rules; ``is_member``: the caller's project has a membership row
-    for the image. Raises ImageNotFound otherwise.
+    Glance's rules; ``is_member()``: the caller's project has a membership
+    row for the image, asked only of a shared image of another project.
+    Raises ImageNotFound otherwise.
     """
     project = ctx.project_id
-    member = project if (image['visibility'] == 'shared' and is_member
+    member = project if (image['visibility'] == 'shared'
                          and project is not None
-                         and image['owner'] != project) else None
+                         and image['owner'] != project
+                         and is_member()) else None
     if not (image['owner'] is None
             or image['visibility'] in ('public', 'community')
             or (project is not None and image['owner'] == project)

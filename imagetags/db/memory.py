@@ -18,7 +18,7 @@ class MemoryDriver(db.Driver):
         if image is None:
             raise db.ImageNotFound(image_id)
         image = db.visible(image, ctx,
-                           ctx.project_id in self._members[image_id])
+                           lambda: ctx.project_id in self._members[image_id])
         check(image)
         return self._tags[image_id]
 

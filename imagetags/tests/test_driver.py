@@ -446,9 +446,11 @@ class TestSQLite(SQLOnly, DriverContract, testtools.TestCase):
         # live membership (index on deleted) or every tag row the image
         # ever had, soft-deleted ones included.
         with self.engine().connect() as conn:
-            plan = [row[-1] for row in conn.exec_driver_sql(
-                'EXPLAIN QUERY PLAN ' + self.driver._read_sql,
-                {'image_id': self.image, 'project': OWNER})]
+            plan = [row[-1] for sql in (self.driver._read_sql,
+                                        self.driver._member_sql)
+                    for row in conn.exec_driver_sql(
+                        'EXPLAIN QUERY PLAN ' + sql,
+                        {'image_id': self.image, 'project': OWNER})]
         self.assertIn('SEARCH image_tags USING COVERING INDEX '
                       'ix_image_tags_image_id_deleted_value '
                       '(image_id=? AND deleted=?) LEFT-JOIN', plan)
@@ -489,15 +491,13 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         try:
             cursor = conn.dbapi_connection.cursor()
             cursor.execute('SET plan_cache_mode = force_generic_plan')
+            # The read, and the write of each change (after its lock).
+            plans = [self.driver._read_sql] + [
+                trip.split('; ')[1] for trip in self.driver._one_trip.values()]
             if self.driver._prepare:
                 cursor.execute(self.driver._prepare.replace(
                     'imagetags_', 'generic_'))
-                plans = ['EXECUTE generic_read(%(project)s, %(image_id)s)',
-                         'EXECUTE generic_add(%(now)s, %(tag)s, %(image)s, '
-                         '%(limit)s)',
-                         'EXECUTE generic_remove(%(now)s, %(image)s, %(tag)s)']
-            else:
-                plans = [self.driver._read_sql]
+                plans = [p.replace('imagetags_', 'generic_') for p in plans]
             for sql in plans:
                 cursor.execute('EXPLAIN ' + sql, {
                     'project': OWNER, 'image_id': self.image,

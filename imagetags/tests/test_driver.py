@@ -468,6 +468,28 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'mysql'
     change_cost = (4, 2)    # read; COMMIT, then lock; write; bump; COMMIT
 
+    def test_a_mariadb_url_is_served_as_mysql(self):
+        # SQLAlchemy names the dialect of a mariadb:// URL "mariadb": the
+        # driver must still compare tags exactly and end its transactions.
+        options = self.conf_dir.options
+        url = sa.engine.make_url(options['database']['connection'])
+        options = it_fixtures.merge(options, {'database': {
+            'connection': url.set(drivername='mariadb+' + (
+                url.get_driver_name())).render_as_string(
+                    hide_password=False)}})
+        self.driver = db.load_driver(self.useFixture(
+            it_fixtures.ConfigDir(options)).conf())
+        sent = []
+        self.driver.on_sql = sent.append
+        self.assertTrue(self.add('t'))
+        self.assertTrue(self.add('T'))
+        self.assertRaises(db.TagNotFound, self.delete, 't ')
+        # Two changes of two round trips and an answer of one, each with
+        # its COMMIT.
+        self.assertEqual(5, len(sent), sent)
+        self.assertTrue(all(s.endswith('; COMMIT') for s in sent), sent)
+        self.assertEqual(['t', 'T'], self.tags())
+
 
 class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'postgresql'

@@ -283,6 +283,10 @@ class SQLDriver(db.Driver):
                         exist_ok=True)
             if 'timeout' not in url.query:
                 url = url.update_query_dict({'timeout': '1'})
+        if url.get_backend_name() == 'mariadb':
+            # SQLAlchemy's MySQL dialect serves MariaDB (it tells them apart
+            # itself); the statements here are written for it.
+            url = url.set(drivername='mysql+' + url.get_driver_name())
         if url.get_backend_name() == 'mysql':
             # The lock and the guarded write go as one query string (every
             # statement here has its values bound by the driver).
@@ -314,6 +318,10 @@ class SQLDriver(db.Driver):
         trips = _one_trip(dialect, (self._insert, self._soft_delete))
         # PostgreSQL: autocommit; the change is a transaction of its own.
         self._autocommit = trips is not None and not self._results
+        # No transaction is left open by a read where reads are autocommit
+        # (PostgreSQL with psycopg2, SQLite) or end with their COMMIT
+        # (MySQL); with any other DB-API the read's is rolled back.
+        self._read_ends = self._autocommit or self._results or self._sqlite
         if self._results:
             self._read_sql += '; COMMIT'
             self._member_sql += '; COMMIT'
@@ -394,8 +402,8 @@ class SQLDriver(db.Driver):
             conn = self.engine.raw_connection()
         except self._dbapi_error as e:
             raise self._failed(e) from e
-        # clean: no transaction open (reads are autocommit on PostgreSQL and
-        # SQLite, and end with COMMIT on MySQL; so do MySQL's changes).
+        # clean: no transaction open (see _read_ends; MySQL's changes end
+        # with their COMMIT too).
         dbapi, cursor, clean = conn.dbapi_connection, None, False
         try:
             if self._autocommit:
@@ -406,7 +414,7 @@ class SQLDriver(db.Driver):
                 conn.info['imagetags_prepared'] = True
             keys = {'image_id': image_id, 'project': ctx.project_id}
             rows = self._send(cursor, self._read_sql, keys, True)
-            clean = True
+            clean = self._read_ends
             # One image (its id is the key), compared exactly: MySQL's
             # collation folds case.
             image = rows and self._read_image(rows[0])

@@ -1,19 +1,23 @@
 """Entry points, factories, generated samples and the operator tools."""
 import http.client
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+import uuid
 
 import fixtures
 import sqlalchemy
 import stevedore
 import testtools
 import webob
+from oslo_middleware import request_id as oslo_request_id
 
 from imagetags import conf as it_conf
 from imagetags import deploy
 from imagetags import policy
+from imagetags import request_id
 from imagetags.tests import fixtures as it_fixtures
 
 ETC = os.path.join(it_fixtures.ROOT, 'etc', 'imagetags')
@@ -46,6 +50,65 @@ class TestEntryPoints(testtools.TestCase):
         for name in ('memory', 'sql'):
             stevedore.driver.DriverManager('imagetags.driver', name)
         stevedore.driver.DriverManager('paste.filter_factory', 'noauth')
+        # oslo.middleware has a request_id too; paste names the egg.
+        self.assertIs(request_id.RequestId, next(
+            e for e in importlib.metadata.distribution(
+                'imagetags').entry_points
+            if e.group == 'paste.filter_factory' and e.name == 'request_id'
+        ).load().__self__)
+
+
+class TestRequestId(testtools.TestCase):
+    """imagetags' request_id filter does what oslo.middleware's does."""
+
+    def answers(self, middleware, headers, app_headers):
+        seen = []
+
+        def app(environ, start_response):
+            seen.append({k: v for k, v in environ.items()
+                         if k.startswith('openstack.')})
+            start_response('404 Not Found', list(app_headers))
+            return [b'body']
+        resp = webob.Request.blank('/x', headers=headers).get_response(
+            middleware.factory({})(app))
+        rid = seen[0].pop('openstack.request_id')
+        self.assertRegex(rid, oslo_request_id.ID_FORMAT)
+        return (resp.status, resp.body, sorted(
+            (k.lower(), '<id>' if v == rid else v)
+            for k, v in resp.headerlist), seen[0])
+
+    def test_same_as_oslo_middleware(self):
+        class Compat(request_id.RequestId):
+            compat_headers = ['X-Compute-Request-Id']
+
+        class OsloCompat(oslo_request_id.RequestId):
+            compat_headers = ['X-Compute-Request-Id']
+
+        glob = 'req-%s' % uuid.uuid4()
+        cases = [
+            ({}, [('Content-Type', 'text/plain')]),
+            ({'X-Openstack-Request-Id': glob}, []),
+            ({'X-Openstack-Request-Id': glob + 'x'}, []),
+            ({'X-Openstack-Request-Id': 'abc'}, []),
+            ({}, [('X-OpenStack-Request-ID', 'the app\'s')]),
+        ]
+        for headers, app_headers in cases:
+            for ours, oslos in ((request_id.RequestId,
+                                 oslo_request_id.RequestId),
+                                (Compat, OsloCompat)):
+                mine = self.answers(ours, headers, app_headers)
+                self.assertEqual(self.answers(oslos, headers, app_headers),
+                                 mine)
+        # What those comparisons rest on.
+        self.assertEqual(
+            {'openstack.global_request_id': glob},
+            self.answers(request_id.RequestId,
+                         {'X-Openstack-Request-Id': glob}, [])[3])
+        self.assertIn(('x-compute-request-id', '<id>'),
+                      self.answers(Compat, {}, [])[2])
+        self.assertIn(('x-openstack-request-id', "the app's"),
+                      self.answers(request_id.RequestId, {}, [(
+                          'X-OpenStack-Request-ID', "the app's")])[2])
 
 
 class TestFactories(testtools.TestCase):

@@ -1,0 +1,35 @@
+"""The ``request_id`` filter: oslo.middleware's, without webob per request.
+
+oslo.middleware's ``RequestId`` wraps every request and response in webob
+objects (``wsgify``): ~20 us in process, and 0.08 ms of the 0.43 ms of
+server CPU a request costs over HTTP (issue 5's benchmark). This subclass
+keeps its factory, options, names and checks and does the same at the WSGI
+level: the inbound ``X-Openstack-Request-Id`` is taken as the global request
+id when it has oslo's form, a new id goes into the environ, and the answer
+gets the id header (and ``compat_headers``) unless it already has it.
+"""
+import re
+
+from oslo_context import context
+from oslo_middleware import request_id
+
+_GLOBAL_ID = re.compile(request_id.ID_FORMAT)
+_INBOUND = 'HTTP_' + request_id.INBOUND_HEADER.upper().replace('-', '_')
+
+
+class RequestId(request_id.RequestId):
+
+    def __call__(self, environ, start_response):
+        if _GLOBAL_ID.match(environ.get(_INBOUND, '')):
+            environ[request_id.GLOBAL_REQ_ID] = environ[_INBOUND]
+        req_id = context.generate_request_id()
+        environ[request_id.ENV_REQUEST_ID] = req_id
+        names = [request_id.HTTP_RESP_HEADER_REQUEST_ID, *self.compat_headers]
+
+        def start(status, headers, exc_info=None):
+            have = {name.lower() for name, _ in headers}
+            headers = list(headers)
+            headers.extend((name, req_id) for name in names
+                           if name.lower() not in have)
+            return start_response(status, headers, exc_info)
+        return self.application(environ, start)

@@ -296,8 +296,12 @@ class SQLOnly:
                     image_id=self.image, value=value, created_at=now,
                     deleted=False))
         self.assertFalse(self.add('dup'))
+        # Two distinct tags in three rows: the quota counts tags. (A guard
+        # counting rows would refuse, and the retries end in 503.)
+        self.assertTrue(self.add('x', quota=3))
+        self.assertRaises(db.TagLimitExceeded, self.add, 'y', quota=3)
         self.delete('dup')
-        self.assertEqual(['Dup'], self.tags())
+        self.assertEqual(['Dup', 'x'], self.tags())
         self.assertRaises(db.TagNotFound, self.delete, 'dup')
 
     # A change's SQL statements (transaction control not counted) and the
@@ -404,7 +408,16 @@ class SQLOnly:
                 values, tag='v', limit=4)).rowcount)
             self.assertEqual(1, conn.execute(soft_delete, values).rowcount)
             self.assertEqual(0, conn.execute(soft_delete, values).rowcount)
-        self.assertEqual(['T', 't ', 'u'], self.tags())
+            # Four live rows, three tags: the first INSERT counts rows, the
+            # other tags.
+            conn.execute(models.image_tags.insert().values(
+                image_id=self.image, value='u', created_at=values['now'],
+                deleted=False))
+            distinct = self.driver._insert_distinct
+            for insert, changed in ((self.driver._insert, 0), (distinct, 1)):
+                self.assertEqual(changed, conn.execute(insert, dict(
+                    values, tag='w', limit=4)).rowcount)
+        self.assertEqual(['T', 't ', 'u', 'u', 'w'], self.tags())
 
     def test_migrations_match_models(self):
         from alembic import autogenerate

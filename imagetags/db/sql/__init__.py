@@ -98,28 +98,40 @@ READ_JSON = _read(sa.func.json_object(*[
 
 
 def _writes(dialect):
-    """The guarded INSERT and soft-delete: each changes nothing (0 rows) if
+    """The guarded INSERTs and soft-delete: each changes nothing (0 rows) if
     the tag or the count changed since the unlocked read. MySQL's collations
-    fold case and trailing spaces, so there tags compare as bytes."""
+    fold case and trailing spaces, so there tags compare as bytes.
+
+    The quota guard counts the image's live rows, never fewer than its
+    distinct tags, so it never lets the quota be passed. Only where the read
+    saw a tag stored twice (Glance's races can leave that) is the second
+    INSERT used, which counts distinct tags: on MariaDB a
+    ``COUNT(DISTINCT ...)`` builds a temporary table, 250 us of server CPU
+    (a ``COUNT(*)`` costs 80). A duplicate written between the read and the
+    lock only makes the row count refuse; the change is then read again.
+    Returns (insert, insert counting distinct values, soft-delete)."""
     def exact(x):
         return sa.cast(x, sa.LargeBinary) if dialect == 'mysql' else x
     live = sa.and_(_tags.c.image_id == sa.bindparam('image'),
                    _tags.c.deleted == _LIVE)
     same = sa.and_(live, exact(_tags.c.value) == exact(
         sa.bindparam('tag', type_=sa.String)))
-    count = (sa.select(sa.func.count(sa.distinct(exact(_tags.c.value))))
-             .where(live).scalar_subquery())
     now = sa.bindparam('now', type_=sa.DateTime)
-    insert = _tags.insert().from_select(
-        ['image_id', 'value', 'created_at', 'updated_at', 'deleted'],
-        sa.select(_images.c.id, sa.bindparam('tag', type_=sa.String), now,
-                  now, sa.false())
-        .where(_images.c.id == sa.bindparam('image'),
-               _images.c.deleted == _LIVE,
-               ~sa.exists().where(same), count < sa.bindparam('limit')))
+
+    def insert(count):
+        return _tags.insert().from_select(
+            ['image_id', 'value', 'created_at', 'updated_at', 'deleted'],
+            sa.select(_images.c.id, sa.bindparam('tag', type_=sa.String),
+                      now, now, sa.false())
+            .where(_images.c.id == sa.bindparam('image'),
+                   _images.c.deleted == _LIVE, ~sa.exists().where(same),
+                   sa.select(count).where(live).scalar_subquery()
+                   < sa.bindparam('limit')))
     soft_delete = _tags.update().where(same).values(
         deleted=sa.true(), deleted_at=now, updated_at=now)
-    return insert, soft_delete
+    return (insert(sa.func.count()),
+            insert(sa.func.count(sa.distinct(exact(_tags.c.value)))),
+            soft_delete)
 
 
 def _one_trip(dialect, writes):
@@ -302,7 +314,10 @@ class SQLDriver(db.Driver):
             connection=url.render_as_string(hide_password=False)))
         self.engine = _lean(self._tm.writer.get_engine())
         self._no_nul = self.engine.dialect.name == 'postgresql'
-        self._insert, self._soft_delete = _writes(self.engine.dialect.name)
+        self._insert, self._insert_distinct, self._soft_delete = _writes(
+            self.engine.dialect.name)
+        writes = {self._insert: 'add', self._insert_distinct: 'add_distinct',
+                  self._soft_delete: 'remove'}
         dialect = self.engine.dialect
         self._sqlite = dialect.name == 'sqlite'
         # The requests' statements, compiled once; run on the driver's
@@ -315,7 +330,7 @@ class SQLDriver(db.Driver):
         # MySQL: a query string of several statements has several results,
         # and each ends with its COMMIT.
         self._results = dialect.name == 'mysql'
-        trips = _one_trip(dialect, (self._insert, self._soft_delete))
+        trips = _one_trip(dialect, writes)
         # PostgreSQL: autocommit; the change is a transaction of its own.
         self._autocommit = trips is not None and not self._results
         # No transaction is left open by a read where reads are autocommit
@@ -329,26 +344,23 @@ class SQLDriver(db.Driver):
                 [_sql(s, dialect) for s in trip] + ['COMMIT'])
                 for w, trip in trips.items()}
         elif trips and conf.imagetags.prepared_statements:
-            (lock, add), (_, remove) = (trips[self._insert],
-                                        trips[self._soft_delete])
+            lock = trips[self._insert][0]
             plans = {name: _prepared('imagetags_' + name, stmt, dialect)
-                     for name, stmt in (('read', READ), ('member', MEMBER),
-                                        ('lock', lock), ('add', add),
-                                        ('remove', remove))}
+                     for name, stmt in [('read', READ), ('member', MEMBER),
+                                        ('lock', lock)] + [
+                                            (name, trips[w][1])
+                                            for w, name in writes.items()]}
             self._prepare = '; '.join(p for p, _ in plans.values())
             self._read_sql = plans['read'][1]
             self._member_sql = plans['member'][1]
-            self._one_trip = {
-                self._insert: plans['lock'][1] + '; ' + plans['add'][1],
-                self._soft_delete: plans['lock'][1] + '; ' +
-                plans['remove'][1]}
+            self._one_trip = {w: plans['lock'][1] + '; ' + plans[name][1]
+                              for w, name in writes.items()}
         elif trips:
             self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
                               for write, pair in trips.items()}
         self._read_image = _image_reader(dialect)
         self._bump_sql = _sql(BUMP, dialect)
-        self._write_sql = {w: _sql(w, dialect)
-                           for w in (self._insert, self._soft_delete)}
+        self._write_sql = {w: _sql(w, dialect) for w in writes}
         self._bind_now = sa.DateTime().dialect_impl(dialect).bind_processor(
             dialect) or (lambda now: now)
         self._dbapi_error = dialect.loaded_dbapi.Error
@@ -375,8 +387,10 @@ class SQLDriver(db.Driver):
             if self._no_nul and '\x00' in tag:
                 raise db.InvalidTag('PostgreSQL cannot store a tag that '
                                     'contains a NUL character.')
-            return self._insert, {'tag': tag,
-                                  'limit': quota if quota >= 0 else 2 ** 31}
+            write = (self._insert if len(live) == count - 1
+                     else self._insert_distinct)
+            return write, {'tag': tag,
+                           'limit': quota if quota >= 0 else 2 ** 31}
         return self._run(ctx, image_id, check, decide)
 
     def delete_tag(self, ctx, image_id, tag, check):

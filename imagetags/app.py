@@ -5,7 +5,8 @@ A request's path: ``TagsApp.__call__`` matches the raw path against
 context (401), answers 404/405, decodes the tag (400), rejects a body (400),
 then calls the handler in ``imagetags.handlers``, which checks policy and
 calls the driver. Errors become WebOb HTTP exceptions, whose bodies follow
-``Accept`` exactly as Glance's do.
+``Accept`` exactly as Glance's do (the driver's outcomes, such as a tag not
+found, are made into one only to be rendered, once per kind and Accept).
 """
 import logging
 import urllib.parse
@@ -95,36 +96,47 @@ class TagsApp:
             ctx = context.get(environ, self.conf.allow_anonymous_access,
                               self.is_admin)
             rid = ctx.request_id
-            self.handle(environ, match, ctx)
+            answer = self.handle(environ, match, ctx)
         except webob.exc.HTTPException as e:
-            exc = e
+            answer = e
         except Exception:
             LOG.exception('Unexpected error in %s %s',
                           environ.get('REQUEST_METHOD'),
                           environ.get('PATH_INFO'))
-            exc = webob.exc.HTTPInternalServerError()
-        else:
+            answer = webob.exc.HTTPInternalServerError()
+        if answer is None:
             start_response('204 No Content', [
                 *NO_CONTENT_HEADERS, ('X-Openstack-Request-Id', rid)])
             return []
-        return self.error(exc, environ, start_response, rid)
+        return self.error(answer, environ, start_response, rid)
 
-    def error(self, exc, environ, start_response, rid):
+    def error(self, answer, environ, start_response, rid):
         """The error's answer, rendered once per kind of error and Accept
-        (at most ``MAX_ERRORS`` kinds are kept), with this request's id."""
-        rid = getattr(exc, 'request_id', rid)     # 401's
-        key = (type(exc), exc.explanation, exc.detail, exc.comment,
-               tuple(exc.headerlist), environ.get('HTTP_ACCEPT'),
-               environ['REQUEST_METHOD'])
-        answer = self.errors.get(key)
-        if answer is None:
+        (at most ``MAX_ERRORS`` kinds are kept), with this request's id.
+        ``answer``: a webob HTTP exception, or what ``handle`` returns for
+        the driver's outcomes, ``(class, explanation, headers)``, whose
+        exception is made only to be rendered (~6 us each)."""
+        if isinstance(answer, tuple):
+            key = answer
+        else:
+            rid = getattr(answer, 'request_id', rid)     # 401's
+            key = (type(answer), answer.explanation, answer.detail,
+                   answer.comment, tuple(answer.headerlist))
+        key += (environ.get('HTTP_ACCEPT'), environ['REQUEST_METHOD'])
+        rendered = self.errors.get(key)
+        if rendered is None:
+            if isinstance(answer, tuple):
+                kind, explanation, headers = answer
+                answer = kind(headers=list(headers), **(
+                    {} if explanation is None else
+                    {'explanation': explanation}))
             out = []
-            body = b''.join(exc(environ, lambda s, h, e=None: out.append(
+            body = b''.join(answer(environ, lambda s, h, e=None: out.append(
                 (s, h))))
-            answer = out[0][0], out[0][1], body
+            rendered = out[0][0], out[0][1], body
             if len(self.errors) < MAX_ERRORS:
-                self.errors[key] = answer
-        status, headers, body = answer
+                self.errors[key] = rendered
+        status, headers, body = rendered
         headers = list(headers)     # the server may change the list it gets
         if rid is not None:
             headers.append(('X-Openstack-Request-Id', rid))
@@ -132,7 +144,9 @@ class TagsApp:
         return [body]
 
     def handle(self, environ, match, ctx):
-        """The checks after 401, in Glance's order; errors as HTTP errors."""
+        """The checks after 401, in Glance's order. Returns None (204) or
+        the driver's outcome as ``(class, explanation, headers)``; raises
+        the other errors as webob HTTP exceptions."""
         if match is None:
             raise webob.exc.HTTPNotFound()
         if match['handler'] is None:
@@ -150,24 +164,22 @@ class TagsApp:
                 raise db.ImageNotFound(image_id)
             match['handler'](self, ctx, image_id, tag)
         except db.ImageNotFound:
-            raise webob.exc.HTTPNotFound(
-                explanation='Image %s not found.' % image_id)
+            return (webob.exc.HTTPNotFound, 'Image %s not found.' % image_id,
+                    ())
         except db.TagNotFound:
-            raise webob.exc.HTTPNotFound()
+            return webob.exc.HTTPNotFound, None, ()
         except db.TagLimitExceeded as e:
-            raise webob.exc.HTTPRequestEntityTooLarge(
-                explanation='Image tag limit exceeded for image %s: The '
-                'limit has been exceeded on the number of allowed image '
-                'tags. Attempted: %d, Maximum: %d:'
-                % (image_id, e.attempted, e.maximum))
+            return (webob.exc.HTTPRequestEntityTooLarge,
+                    'Image tag limit exceeded for image %s: The limit has '
+                    'been exceeded on the number of allowed image tags. '
+                    'Attempted: %d, Maximum: %d:'
+                    % (image_id, e.attempted, e.maximum), ())
         except db.InvalidTag as e:
-            raise webob.exc.HTTPBadRequest(explanation=str(e))
+            return webob.exc.HTTPBadRequest, str(e), ()
         except db.Unavailable:
-            raise webob.exc.HTTPServiceUnavailable(
-                explanation='The database is unavailable or busy; try '
-                'again later.',
-                headers=[('Retry-After',
-                          str(self.conf.imagetags.retry_after))])
+            return (webob.exc.HTTPServiceUnavailable,
+                    'The database is unavailable or busy; try again later.',
+                    (('Retry-After', str(self.conf.imagetags.retry_after)),))
 
 
 def _unquote(raw):

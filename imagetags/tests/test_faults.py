@@ -147,7 +147,8 @@ class PrivateServer(fixtures.Fixture):
         if sig == signal.SIGKILL:
             # A crash: PostgreSQL's backends outlive a killed postmaster for
             # a moment, and one of them answered a pooled connection.
-            os.killpg(self.proc.pid, sig)
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, sig)
         else:
             self.proc.send_signal(sig)
         try:

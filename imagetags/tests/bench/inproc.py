@@ -16,6 +16,7 @@ from paste import deploy
 import sqlalchemy as sa
 import webob
 
+from imagetags.db import sql as sql_driver
 from imagetags.tests.bench import backends
 
 KINDS = ('put', 'delete', 'delete_absent', 'put_present')
@@ -55,25 +56,24 @@ class SQLCounter:
         self._sql(statement)
 
     def _sql(self, statement):
-        parts = statement.split('; ')
-        # A commit sent alone or with statements is one round trip (MySQL
-        # sends its reads and changes with their COMMIT): counted in calls.
-        if not {'COMMIT', 'ROLLBACK'} & set(parts):
+        parts, ends = sql_driver.statements(statement)
+        # A commit sent alone or with statements is one round trip (MySQL's
+        # changes carry theirs): counted in calls.
+        if not ends:
             self.trips += 1
         for i, part in enumerate(parts):
-            # A statement sent in the round trip of the one before: "+ ".
-            mark = '+ ' if i else ''
-            if part in ('COMMIT', 'ROLLBACK'):
-                name = 'do_' + part.lower()
-                self.calls += 1
-                self.by_call[name] += 1
-                if self.keep:
-                    self.log.append('(%s%s)' % (
-                        name, ' in the trip' if i else ''))
-            else:
-                self.statements += 1
-                if self.keep:
-                    self.log.append(mark + ' '.join(part.split())[:160])
+            self.statements += 1
+            if self.keep:
+                # A statement sent in the round trip of the one before: "+ ".
+                self.log.append(('+ ' if i else '') + ' '.join(
+                    part.split())[:160])
+        for end in ends:
+            name = 'do_' + end.lower()
+            self.calls += 1
+            self.by_call[name] += 1
+            if self.keep:
+                self.log.append('(%s%s)' % (name, ' in the trip'
+                                            if parts else ''))
 
     def _begin(self, conn):
         self.transactions += 1

@@ -7,19 +7,21 @@
    comparison. Every outcome that changes nothing (404, 403, 413, a PUT of a
    tag already there) is answered here: it was true when the read was taken.
 2. A change is one transaction. It first locks the live image: its row
-   (MySQL/PostgreSQL: ``SELECT ... FOR UPDATE``) or the database (SQLite:
-   ``UPDATE images SET updated_at``), so the writers of one image are
-   serialised. Then a guarded ``INSERT`` of the tag (only if it is still
-   absent and the count still under the quota) or soft-delete of every live
-   copy of it (only if there still is one), and ``updated_at`` is bumped
-   where the write changed a row. A guard that changes nothing means
+   (MySQL/PostgreSQL: ``SELECT ... FOR UPDATE``; MariaDB: the ``updated_at``
+   bump) or the database (SQLite: the bump, ``UPDATE images SET
+   updated_at``), so the writers of one image are serialised. Then a
+   guarded ``INSERT`` of the tag (only if it is still absent and the count
+   still under the quota) or soft-delete of every live copy of it (only if
+   there still is one), and ``updated_at`` is bumped where the write
+   changed a row (where the bump came first, the transaction is rolled
+   back if the write changed nothing). A guard that changes nothing means
    another writer came first (or the image is gone): nothing is changed and
    the whole change starts again from a new read, which then answers from
    the new state.
 
-Three statements per change (MySQL: four), one per no-change answer,
-compiled once from the SQLAlchemy Core statements below and sent on the
-driver's own cursor of a pooled connection. Round trips:
+Three statements per change (MySQL, not MariaDB: four), one per no-change
+answer, compiled once from the SQLAlchemy Core statements below and sent on
+the driver's own cursor of a pooled connection. Round trips:
 
 - PostgreSQL (psycopg2): the connection is in autocommit, so the read is
   one round trip with no transaction to end. The change is one query string
@@ -453,8 +455,8 @@ class SQLDriver(db.Driver):
             if self._autocommit:
                 dbapi.autocommit = True
             elif self._results:
-                # Sends SET AUTOCOMMIT only where it is off (a connection's
-                # first use, or after show/create/delete_image).
+                # Sends SET AUTOCOMMIT only where it is off: a new
+                # connection (show/create/delete_image leave it on).
                 dbapi.autocommit(True)
             cursor = dbapi.cursor()
             if self._prepare and not conn.info.get('imagetags_prepared'):

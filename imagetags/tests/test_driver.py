@@ -484,6 +484,15 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'mysql'
     # read, then MariaDB's block: bump; write (and its COMMIT)
     change_cost = (3, 2)
+    blocks = True       # False: MySQL's changes
+
+    def setUp(self):
+        super().setUp()
+        self.use_blocks()
+
+    def use_blocks(self):
+        if not self.blocks:
+            self.driver._block = None
 
     def test_a_mariadb_url_is_served_as_mysql(self):
         # SQLAlchemy names the dialect of a mariadb:// URL "mariadb": the
@@ -496,6 +505,7 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
                     hide_password=False)}})
         self.driver = db.load_driver(self.useFixture(
             it_fixtures.ConfigDir(options)).conf())
+        self.use_blocks()
         sent = []
         self.driver.on_sql = sent.append
         self.assertTrue(self.add('t'))
@@ -524,13 +534,7 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
 class TestMySQLStatements(TestMySQL):
     """MySQL's changes (it has no compound statements), run on MariaDB."""
     change_cost = (4, 2)    # read, then lock; write; bump (and COMMIT)
-
-    def setUp(self):
-        super().setUp()
-        self.driver._block = None
-
-    def test_a_mariadb_url_is_served_as_mysql(self):
-        self.skipTest('a new driver: MariaDB\'s blocks (TestMySQL)')
+    blocks = False
 
 
 class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):

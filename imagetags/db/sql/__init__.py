@@ -356,20 +356,21 @@ class SQLDriver(db.Driver):
                               dialect)
         self._member_sql = _sql(MEMBER, dialect)
         self._one_trip = self._prepare = None
-        # MySQL: a query string of several statements has several results;
-        # its connections are left in autocommit (see _change_once).
-        self._results = dialect.name == 'mysql'
+        # MySQL (MariaDB too): a query string of several statements has
+        # several results; its connections are left in autocommit (see
+        # _change_once), so _transaction starts its own.
+        self._mysql = dialect.name == 'mysql'
         trips = _one_trip(dialect, writes)
         # PostgreSQL: autocommit; the change is a transaction of its own.
-        self._autocommit = trips is not None and not self._results
+        self._autocommit = trips is not None and not self._mysql
         # No transaction is left open by a read where reads are autocommit
         # (PostgreSQL with psycopg2, MySQL, SQLite); with any other DB-API
         # the read's is rolled back.
-        self._read_ends = self._autocommit or self._results or self._sqlite
+        self._read_ends = self._autocommit or self._mysql or self._sqlite
         # MariaDB's changes, each one compound statement: see the module's
         # docstring. Chosen per change, once the server is known.
         self._block = None
-        if self._results:
+        if self._mysql:
             self._one_trip = {w: '; '.join(
                 ['START TRANSACTION'] + [_sql(s, dialect) for s in trip] +
                 ['COMMIT']) for w, trip in trips.items()}
@@ -454,7 +455,7 @@ class SQLDriver(db.Driver):
         try:
             if self._autocommit:
                 dbapi.autocommit = True
-            elif self._results:
+            elif self._mysql:
                 # Sends SET AUTOCOMMIT only where it is off: a new
                 # connection (show/create/delete_image leave it on).
                 dbapi.autocommit(True)
@@ -527,7 +528,7 @@ class SQLDriver(db.Driver):
         if self.on_sql is not None:
             self.on_sql(sql)
         cursor.execute(sql, params)
-        if not self._results:
+        if not self._mysql:
             return cursor.fetchall() if rows else cursor.rowcount
         result = [cursor.fetchall() if rows else cursor.rowcount]
         while cursor.nextset():
@@ -560,7 +561,7 @@ class SQLDriver(db.Driver):
         """``engine.begin()``, a transaction on MySQL too, where the tag
         requests leave their pooled connections in autocommit."""
         with self.engine.begin() as conn:
-            if self._results:
+            if self._mysql:
                 conn.exec_driver_sql('START TRANSACTION')
             yield conn
 

@@ -38,13 +38,12 @@ NO_CONTENT_HEADERS = (('Content-Type', 'text/html; charset=UTF-8'),
 
 
 def make_map(declarations):
-    """One route per method, then a catch-all that answers 405."""
+    """One route per path. Its match carries ``handler_for(method)``, the
+    handler or None (405), and ``allow``, the path's methods. (Routes makes
+    a default that is not callable into a string.)"""
     mapper = routes.Mapper()
     for path, methods in declarations.items():
-        for method, handler in methods.items():
-            mapper.connect(path, handler=handler, requirements=_REQUIREMENTS,
-                           conditions={'method': [method]})
-        mapper.connect(path, handler=None, allow=', '.join(methods),
+        mapper.connect(path, handler_for=methods.get, allow=', '.join(methods),
                        requirements=_REQUIREMENTS)
     return mapper
 
@@ -149,12 +148,13 @@ class TagsApp:
         the other errors as webob HTTP exceptions."""
         if match is None:
             raise webob.exc.HTTPNotFound()
-        if match['handler'] is None:
+        handler = match['handler_for'](environ['REQUEST_METHOD'])
+        if handler is None:
             raise webob.exc.HTTPMethodNotAllowed(
                 headers=[('Allow', match['allow'])])
         image_id = _decode(match['image_id'])
         tag = _decode(match['tag'])
-        if any(c > '\uffff' for c in tag):
+        if max(tag, default='') > '\uffff':
             raise webob.exc.HTTPBadRequest(
                 explanation="Param values can't contain 4 byte unicode.")
         _reject_body(environ)
@@ -162,7 +162,7 @@ class TagsApp:
             if not (len(image_id) <= _MAX_IMAGE_ID and image_id.isascii()
                     and image_id.isprintable()):
                 raise db.ImageNotFound(image_id)
-            match['handler'](self, ctx, image_id, tag)
+            handler(self, ctx, image_id, tag)
         except db.ImageNotFound:
             return (webob.exc.HTTPNotFound, 'Image %s not found.' % image_id,
                     ())

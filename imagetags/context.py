@@ -34,6 +34,13 @@ class RequestContext(context.RequestContext):
     def check_is_admin(self):
         return bool(self._admin_check and self._admin_check(self))
 
+    def to_policy_values(self):
+        """oslo.context's values, as a plain dict: oslo.policy copies them
+        item by item on every check, and through oslo.context's mapping
+        (which warns about deprecated keys; this context has none) that
+        copy costs more than the check of a rule."""
+        return super().to_policy_values()._data
+
 
 def get(environ, allow_anonymous, admin_check=None):
     """The context of this request; raises 401 without a confirmed identity.

@@ -341,6 +341,25 @@ class PolicyEvalTest(testtools.TestCase):
         self.assertIsInstance(ours.rules['add_image_tag'], policy._And)
         self.assertSame(ours, plain, compiled=False)
 
+    def test_our_context_gives_oslo_contexts_policy_values(self):
+        """imagetags' RequestContext hands oslo.policy its values as a plain
+        dict (cheaper to copy on every check), the same as oslo.context's,
+        so it is decided on exactly as oslo.context's is."""
+        from imagetags import context as it_context
+        ours, plain = self.enforcers(FILES['in-code defaults'])
+        for creds in CREDS.values():
+            if isinstance(creds, dict):
+                continue
+            mine = it_context.RequestContext.from_dict(creds.to_dict())
+            mine.system_scope = creds.system_scope
+            self.assertIs(dict, type(mine.to_policy_values()))
+            self.assertEqual(dict(creds.to_policy_values()),
+                             mine.to_policy_values())
+            for name in (policy.ADD_TAG, policy.GET_IMAGE, policy.IS_ADMIN):
+                for target in TARGETS.values():
+                    self.assertEqual(_outcome(plain, name, target, creds),
+                                     _outcome(ours, name, target, mine))
+
     def test_oslo_policy_itself_is_untouched(self):
         ours, plain = self.enforcers(FILES['nesting'])
         for check in plain.rules.values():

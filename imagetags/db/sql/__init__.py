@@ -355,6 +355,8 @@ class SQLDriver(db.Driver):
         self._read_sql = _sql(READ_JSON if dialect.name == 'mysql' else READ,
                               dialect)
         self._member_sql = _sql(MEMBER, dialect)
+        self._bump_sql = _sql(BUMP, dialect)
+        self._write_sql = {w: _sql(w, dialect) for w in writes}
         self._one_trip = self._prepare = None
         # MySQL (MariaDB too): a query string of several statements has
         # several results; its connections are left in autocommit (see
@@ -374,8 +376,8 @@ class SQLDriver(db.Driver):
             self._one_trip = {w: '; '.join(
                 ['START TRANSACTION'] + [_sql(s, dialect) for s in trip] +
                 ['COMMIT']) for w, trip in trips.items()}
-            self._block = {w: _BLOCK % (_sql(BUMP, dialect), _sql(w, dialect))
-                           for w in writes}
+            self._block = {w: _BLOCK % (self._bump_sql, sql)
+                           for w, sql in self._write_sql.items()}
         elif trips and conf.imagetags.prepared_statements:
             lock = trips[self._insert][0]
             plans = {name: _prepared('imagetags_' + name, stmt, dialect)
@@ -392,8 +394,6 @@ class SQLDriver(db.Driver):
             self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
                               for write, pair in trips.items()}
         self._read_image = _image_reader(dialect)
-        self._bump_sql = _sql(BUMP, dialect)
-        self._write_sql = {w: _sql(w, dialect) for w in writes}
         self._bind_now = sa.DateTime().dialect_impl(dialect).bind_processor(
             dialect) or (lambda now: now)
         self._dbapi_error = dialect.loaded_dbapi.Error

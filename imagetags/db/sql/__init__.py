@@ -97,37 +97,44 @@ MEMBER = sa.select(sa.exists().where(
     _members.c.image_id == sa.bindparam('image_id'),
     _members.c.member == sa.bindparam('project'),
     _members.c.deleted != sa.true()))
-# The live tags as one JSON array (text; PostgreSQL's is NULL for none).
+# The live tags as one JSON array (text; NULL for none on PostgreSQL and
+# MySQL).
 _JSON_TAGS = {'sqlite': sa.func.json_group_array,
               'postgresql': lambda value: sa.cast(sa.func.json_agg(value),
-                                                  sa.Text)}
+                                                  sa.Text),
+              'mysql': sa.func.json_arrayagg}
+
+
+def _image_columns(dialect):
+    """The image's columns; MySQL's as one JSON object: PyMySQL parses each
+    column's description in Python, and 21 columns cost more client CPU
+    than the round trip (208 us; as one: 108 us)."""
+    if dialect.name != 'mysql':
+        return _IMAGE_COLUMNS
+    return [sa.func.json_object(*[x for c in _IMAGE_COLUMNS for x in (
+        sa.literal_column("'%s'" % c.name), c)])]
 
 
 def read_statement(dialect):
-    """The requests' read: the live image and its live tags, with the
-    image's columns once, not once per tag (the drivers parse each row and
-    column; MariaDB built the image's JSON per row). A DELETE of an absent
-    tag on an image with 128 tags, in process, worker + database CPU: SQLite
-    0.53-0.73 ms before, 0.23-0.32 now; PostgreSQL 1.17 ms, 0.62;
-    MariaDB 2.7 ms, 2.1 (PyMySQL's rows). With no tags, the same as before.
+    """The requests' read: the live image and its live tags, in one row,
+    the tags as one JSON array. A row per tag, each with the image's
+    columns, cost the drivers (and MariaDB, its JSON) per row and column: a
+    DELETE of an absent tag on an image with 128 tags cost, in process,
+    worker + database CPU, SQLite 0.53-0.73 ms, PostgreSQL 1.17, MariaDB
+    2.7; with no tags the same as one row. Elsewhere, ``rows_statement``."""
+    if dialect.name not in _JSON_TAGS:
+        return rows_statement(dialect)
+    return sa.select(*_image_columns(dialect), sa.select(
+        _JSON_TAGS[dialect.name](_tags.c.value)).where(
+            _ITS_LIVE_TAGS).scalar_subquery()).where(_THE_IMAGE)
 
-    - SQLite and PostgreSQL: one row, the image's columns and its live
-      tags as one JSON array.
-    - MySQL: the image's row, then a row per live tag with only its image
-      id and value (UNION ALL; MariaDB cuts a JSON_ARRAYAGG at
-      ``group_concat_max_len``). The image's columns come as one JSON
-      object: PyMySQL parses each column's description in Python, and 21
-      columns cost more client CPU than the round trip (208 us; as one:
-      108 us).
-    """
-    if dialect.name in _JSON_TAGS:
-        return sa.select(*_IMAGE_COLUMNS, sa.select(
-            _JSON_TAGS[dialect.name](_tags.c.value)).where(
-                _ITS_LIVE_TAGS).scalar_subquery()).where(_THE_IMAGE)
-    image = _IMAGE_COLUMNS
-    if dialect.name == 'mysql':
-        image = [sa.func.json_object(*[x for c in _IMAGE_COLUMNS for x in (
-            sa.literal_column("'%s'" % c.name), c)])]
+
+def rows_statement(dialect):
+    """The read as the image's row, then a row per live tag with only its
+    image id and value (UNION ALL). MySQL's when its JSON array was cut:
+    MariaDB cuts a JSON_ARRAYAGG at ``group_concat_max_len`` (1 MB by
+    default)."""
+    image = _image_columns(dialect)
     return sa.union_all(
         sa.select(*image, sa.null(), sa.null()).where(_THE_IMAGE),
         sa.select(*[sa.null()] * len(image), _tags.c.image_id,
@@ -249,23 +256,35 @@ def _datetime(text):
 
 def _reader(dialect):
     """The rows of ``read_statement`` -> (the image's dict or None, its live
-    tags). The image has SQLAlchemy's own conversions for this dialect
-    (SQLite's datetimes, MySQL's and SQLite's booleans); MySQL's comes from
-    its JSON object (datetimes as text)."""
+    tags, or None where the JSON array of them was cut). The image has
+    SQLAlchemy's own conversions for this dialect (SQLite's datetimes,
+    MySQL's and SQLite's booleans); MySQL's comes from its JSON object
+    (datetimes as text)."""
     image = _image_reader(dialect)
-    if dialect.name in _JSON_TAGS:
-        def read(rows, image_id):
-            if not rows:
-                return None, ()
-            return image(rows[0]), json.loads(rows[0][-1] or '[]')
-        return read
+    if dialect.name not in _JSON_TAGS:
+        return _rows_reader(dialect)
 
-    def read_union(rows, image_id):
+    def read(rows, image_id):
+        if not rows:
+            return None, ()
+        try:
+            return image(rows[0]), json.loads(rows[0][-1] or '[]')
+        except ValueError:
+            return image(rows[0]), None
+    return read
+
+
+def _rows_reader(dialect):
+    """The rows of ``rows_statement`` -> (the image's dict or None, its live
+    tags)."""
+    image = _image_reader(dialect)
+
+    def read(rows, image_id):
         # MySQL compares ids as its collation does: exactly here.
         images = [row for row in rows if row[-2] is None]
         return (image(images[0]) if images else None,
                 [row[-1] for row in rows if row[-2] == image_id])
-    return read_union
+    return read
 
 
 def _image_reader(dialect):
@@ -402,6 +421,7 @@ class SQLDriver(db.Driver):
         # statements' own round trips).
         read = read_statement(dialect)
         self._read_sql = _sql(read, dialect)
+        self._rows_sql = _sql(rows_statement(dialect), dialect)
         self._member_sql = _sql(MEMBER, dialect)
         self._bump_sql = _sql(BUMP, dialect)
         self._write_sql = {w: _sql(w, dialect) for w in writes}
@@ -442,6 +462,7 @@ class SQLDriver(db.Driver):
             self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
                               for write, pair in trips.items()}
         self._read = _reader(dialect)
+        self._read_rows = _rows_reader(dialect)
         self._bind_now = sa.DateTime().dialect_impl(dialect).bind_processor(
             dialect) or (lambda now: now)
         self._dbapi_error = dialect.loaded_dbapi.Error
@@ -517,6 +538,9 @@ class SQLDriver(db.Driver):
             # One image (its id is the key), compared exactly: MySQL's
             # collation folds case.
             image, live = self._read(rows, image_id)
+            if live is None:
+                image, live = self._read_rows(self._send(
+                    cursor, self._rows_sql, keys, True), image_id)
             if not image or image['id'] != image_id:
                 raise db.ImageNotFound(image_id)
             check(db.visible(image, ctx, lambda: bool(self._send(

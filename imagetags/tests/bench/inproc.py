@@ -6,7 +6,9 @@ is timed: wall time (median, p99) and this process's CPU time (mean) per
 request, and SQL statements and other database calls per request (see
 ``SQLCounter``).
 Kinds, interleaved on 16 images round-robin: ``PUT`` of a new tag,
-``DELETE`` of it, ``DELETE`` of an absent tag, ``PUT`` of a present tag.
+``DELETE`` of it, ``DELETE`` of an absent tag, ``PUT`` of a present tag;
+and a ``DELETE`` of an absent tag on an image holding 128 tags (Glance's
+default quota).
 """
 import gc
 import statistics
@@ -16,11 +18,14 @@ from paste import deploy
 import sqlalchemy as sa
 import webob
 
+from imagetags import context
 from imagetags.db import sql as sql_driver
 from imagetags.tests.bench import backends
 
-KINDS = ('put', 'delete', 'delete_absent', 'put_present')
+KINDS = ('put', 'delete', 'delete_absent', 'put_present',
+         'delete_absent_tagged')
 IMAGES = 16
+TAGGED, TAGS = 'inproc-tagged', 128
 
 
 class SQLCounter:
@@ -115,8 +120,13 @@ def load(backend):
                          global_conf={'oslo_config_file': backend.conf_file})
     tags_app = backends.find_tags_app(app)
     images = ['inproc-%02d' % i for i in range(IMAGES)]
-    for image_id in images:
+    for image_id in images + [TAGGED]:
         tags_app.driver.create_image(image_id, backends.OWNER, 'private')
+    owner = context.RequestContext(project_id=backends.OWNER,
+                                   overwrite=False)
+    for n in range(TAGS):
+        tags_app.driver.add_tag(owner, TAGGED, 'tag-%03d' % n, TAGS,
+                                lambda image: None)
     return app, tags_app, images
 
 
@@ -137,6 +147,8 @@ def plan(images, n, prefix='t'):
         steps.append(('delete', _environ('DELETE', image_id, tag), '204'))
         steps.append(('delete_absent',
                       _environ('DELETE', image_id, 'absent-%d' % i), '404'))
+        steps.append(('delete_absent_tagged',
+                      _environ('DELETE', TAGGED, 'absent-%d' % i), '404'))
     return steps
 
 

@@ -3,7 +3,8 @@ from imagetags.tests.bench import backends as bk
 
 KIND_LABELS = {'put': 'PUT (new tag)', 'delete': 'DELETE',
                'delete_absent': 'DELETE absent (404)',
-               'put_present': 'PUT present (no-op)'}
+               'put_present': 'PUT present (no-op)',
+               'delete_absent_tagged': 'DELETE absent, 128 tags'}
 SCENARIO_LABELS = {'cycle': 'PUT+DELETE cycle', 'absent': 'DELETE absent'}
 
 # The targets of issue 5.

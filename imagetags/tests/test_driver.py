@@ -96,7 +96,10 @@ class DriverContract:
     def test_tags_are_exact_strings(self):
         forms = ['Foo', 'foo', 'FOO', 'foo ', ' foo', 'fóo', 'é', 'e\u0301',
                  'タグ', ' ', '%', 'a,b', 'a;b', 'a+b', '.', '..', 'a\nb',
-                 'a\tb', "'; DROP TABLE image_tags; --", 'k:v=1']
+                 'a\tb', "'; DROP TABLE image_tags; --", 'k:v=1',
+                 # Text that is JSON too: the read's array of tags holds it
+                 # as strings.
+                 '[1]', '{"a": 1}', 'null', 'true', '1', '"q"', '\\u0041']
         for tag in forms:
             self.assertTrue(self.add(tag), tag)
         self.assertEqual(forms, self.tags())

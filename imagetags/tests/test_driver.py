@@ -3,6 +3,7 @@ import datetime
 import threading
 import time
 
+import fixtures
 from oslo_context import context
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
@@ -257,6 +258,12 @@ class SQLOnly:
     def test_the_read_is_one_row_whatever_the_tags(self):
         # A request's read costs the drivers (and MariaDB's JSON) per row
         # and column: one row, the tags in one JSON array.
+        rows = self.read_a_c()
+        self.assertEqual(1, len(rows), rows)
+
+    def read_a_c(self):
+        """The raw rows of the requests' read of an image tagged a and c,
+        after checking what the driver makes of them."""
         for tag in ('a', 'b', 'c'):
             self.add(tag)
         self.delete('b')
@@ -272,10 +279,10 @@ class SQLOnly:
         finally:
             conn.invalidate()
             conn.close()
-        self.assertEqual(1, len(rows), rows)
         image, live = self.driver._read(rows, self.image)
         self.assertEqual(self.image, image['id'])
         self.assertEqual(['a', 'c'], sorted(live))
+        return rows
 
     def test_a_writer_between_the_read_and_the_lock(self):
         # Another writer changes the tag after this call's read: the guarded
@@ -504,6 +511,25 @@ class TestSQLite(SQLOnly, DriverContract, testtools.TestCase):
         with self.engine().connect() as conn:
             self.assertEqual('wal', conn.exec_driver_sql(
                 'PRAGMA journal_mode').scalar())
+
+
+class TestSQLiteRows(TestSQLite):
+    """A SQLite without JSON functions, and any database imagetags has no
+    JSON aggregate for: the read is the image's row and a row per tag."""
+
+    def setUp(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'imagetags.db.sql._JSON_TAGS', {
+                k: v for k, v in sql_driver._JSON_TAGS.items()
+                if k != 'sqlite'}))
+        super().setUp()
+
+    def test_the_read_is_one_row_whatever_the_tags(self):
+        rows = self.read_a_c()
+        self.assertEqual(3, len(rows), rows)
+        self.assertEqual([(self.image, tag) for tag in 'ac'],
+                         sorted(row[-2:] for row in rows
+                                if row[-2] is not None))
 
 
 class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):

@@ -105,6 +105,21 @@ _JSON_TAGS = {'sqlite': sa.func.json_group_array,
               'mysql': sa.func.json_arrayagg}
 
 
+def _json_tags(dialect):
+    """The aggregate of the live tags as a JSON array, or None: other
+    databases, and a SQLite built without its JSON functions (built in
+    since 3.38), read rows (``rows_statement``)."""
+    if dialect.name == 'sqlite':
+        conn = dialect.loaded_dbapi.connect(':memory:')
+        try:
+            conn.execute('SELECT json_group_array(1)')
+        except dialect.loaded_dbapi.Error:
+            return None
+        finally:
+            conn.close()
+    return _JSON_TAGS.get(dialect.name)
+
+
 def _image_columns(dialect):
     """The image's columns; MySQL's as one JSON object: PyMySQL parses each
     column's description in Python, and 21 columns cost more client CPU
@@ -121,12 +136,12 @@ def read_statement(dialect):
     columns, cost the drivers (and MariaDB, its JSON) per row and column: a
     DELETE of an absent tag on an image with 128 tags cost, in process,
     worker + database CPU, SQLite 0.53-0.73 ms, PostgreSQL 1.17, MariaDB
-    2.7 (one row: 0.23-0.32, 0.62, 0.82-0.95). Other databases get
-    ``rows_statement``."""
-    if dialect.name not in _JSON_TAGS:
+    2.7 (one row: 0.23-0.32, 0.62, 0.82-0.95)."""
+    tags = _json_tags(dialect)
+    if tags is None:
         return rows_statement(dialect)
     return sa.select(*_image_columns(dialect), sa.select(
-        _JSON_TAGS[dialect.name](_tags.c.value)).where(
+        tags(_tags.c.value)).where(
             _ITS_LIVE_TAGS).scalar_subquery()).where(_THE_IMAGE)
 
 
@@ -261,7 +276,7 @@ def _reader(dialect):
     SQLAlchemy's own conversions for this dialect (SQLite's datetimes,
     MySQL's and SQLite's booleans); MySQL's comes from its JSON object
     (datetimes as text)."""
-    if dialect.name not in _JSON_TAGS:
+    if _json_tags(dialect) is None:
         return _rows_reader(dialect)
     image = _image_reader(dialect)
 

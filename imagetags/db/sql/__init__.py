@@ -130,16 +130,14 @@ def _image_columns(dialect):
         sa.literal_column("'%s'" % c.name), c)])]
 
 
-def read_statement(dialect):
+def read_statement(dialect, tags):
     """The requests' read: the live image and its live tags, in one row,
-    the tags as one JSON array. A row per tag, each with the image's
-    columns, cost the drivers (and MariaDB, its JSON) per row and column: a
-    DELETE of an absent tag on an image with 128 tags cost, in process,
-    worker + database CPU, SQLite 0.53-0.73 ms, PostgreSQL 1.17, MariaDB
-    2.7 (one row: 0.23-0.32, 0.62, 0.82-0.95)."""
-    tags = _json_tags(dialect)
-    if tags is None:
-        return rows_statement(dialect)
+    the tags as one JSON array (``tags``: ``_json_tags(dialect)``). A row
+    per tag, each with the image's columns, cost the drivers (and MariaDB,
+    its JSON) per row and column: a DELETE of an absent tag on an image
+    with 128 tags cost, in process, worker + database CPU, SQLite
+    0.53-0.73 ms, PostgreSQL 1.17, MariaDB 2.7 (one row: 0.23-0.32, 0.62,
+    0.82-0.95)."""
     return sa.select(*_image_columns(dialect), sa.select(
         tags(_tags.c.value)).where(
             _ITS_LIVE_TAGS).scalar_subquery()).where(_THE_IMAGE)
@@ -276,8 +274,6 @@ def _reader(dialect):
     SQLAlchemy's own conversions for this dialect (SQLite's datetimes,
     MySQL's and SQLite's booleans); MySQL's comes from its JSON object
     (datetimes as text)."""
-    if _json_tags(dialect) is None:
-        return _rows_reader(dialect)
     image = _image_reader(dialect)
 
     def read(rows, image_id):
@@ -435,7 +431,11 @@ class SQLDriver(db.Driver):
         # The requests' statements, compiled once; run on the driver's
         # cursor (SQLAlchemy's per-execution work cost more than the
         # statements' own round trips).
-        read = read_statement(dialect)
+        # The read: one row where the tags can be one JSON array, else rows
+        # (also MySQL's where MariaDB cut that array).
+        tags = _json_tags(dialect)
+        read = (read_statement(dialect, tags) if tags
+                else rows_statement(dialect))
         self._read_sql = _sql(read, dialect)
         self._rows_sql = _sql(rows_statement(dialect), dialect)
         self._member_sql = _sql(MEMBER, dialect)
@@ -477,8 +477,8 @@ class SQLDriver(db.Driver):
         elif trips:
             self._one_trip = {write: '; '.join(_sql(s, dialect) for s in pair)
                               for write, pair in trips.items()}
-        self._read = _reader(dialect)
         self._read_rows = _rows_reader(dialect)
+        self._read = _reader(dialect) if tags else self._read_rows
         self._bind_now = sa.DateTime().dialect_impl(dialect).bind_processor(
             dialect) or (lambda now: now)
         self._dbapi_error = dialect.loaded_dbapi.Error

@@ -38,12 +38,16 @@ IMAGETAGS_OPTS = [
                       'policy.d) for changes; 0 looks before every check, '
                       'as oslo.policy does by default.'),
     cfg.BoolOpt('prepared_statements', default=True,
-                help='PostgreSQL: plan the statements of a request once per '
-                     'database connection (SQL PREPARE) instead of on every '
-                     'request, where planning costs the server more than '
-                     'running them. Turn it off behind a pooler that hands '
-                     'one client connection several server connections '
-                     '(PgBouncer in transaction or statement mode).'),
+                help='PostgreSQL and MariaDB: prepare the statements of a '
+                     'request once per database connection (SQL PREPARE) '
+                     'instead of parsing them (PostgreSQL: and planning, '
+                     'which costs it more than running them) on every '
+                     'request. Turn it off behind a pooler or proxy that may '
+                     'run one client connection\'s statements on several '
+                     'server connections (such as PgBouncer in transaction '
+                     'or statement mode). On MariaDB each '
+                     'pooled connection holds 5 of the server\'s '
+                     'max_prepared_stmt_count (16382 by default).'),
     cfg.IntOpt('retry_after', default=1, min=0,
                help='Seconds sent in the Retry-After header of a 503 '
                     'answer when the database is unavailable or busy.'),

@@ -24,6 +24,14 @@ def ctx(project, admin=False):
                                   overwrite=False)
 
 
+def prepare(driver, cursor, prefix):
+    """The driver's PREPAREs on cursor, each name's imagetags_ as prefix."""
+    if driver._prepare:
+        sql, values = driver._prepare
+        cursor.execute(sql.replace('imagetags_', prefix), values and {
+            k.replace('imagetags_', prefix): v for k, v in values.items()})
+
+
 def allow(image):
     allow.seen = image
 
@@ -270,9 +278,7 @@ class SQLOnly:
         conn = self.engine().raw_connection()
         try:
             cursor = conn.dbapi_connection.cursor()
-            if self.driver._prepare:
-                cursor.execute(self.driver._prepare.replace(
-                    'imagetags_', 'test_'))
+            prepare(self.driver, cursor, 'test_')
             cursor.execute(self.driver._read_sql.replace(
                 'imagetags_', 'test_'), {'image_id': self.image})
             rows = cursor.fetchall()
@@ -357,7 +363,8 @@ class SQLOnly:
             del sent[:]
             call()
             statements = [s for trip in sent
-                          for s in sql_driver.statements(trip)[0]]
+                          for s in sql_driver.statements(
+                              trip, self.driver.prepared)[0]]
             self.assertEqual(self.change_cost if changes else (1, 1),
                              (len(statements), len(sent)), sent)
 
@@ -372,12 +379,14 @@ class SQLOnly:
         self.assertIs(sa.pool.base.reset_none, pool._reset_on_return)
         self.assertIsInstance(pool, sa.pool.QueuePool)
         sent = []
-        self.driver.on_sql = sent.append
+        self.driver.on_sql = lambda sql: sql.startswith(
+            'PREPARE ') or sent.append(sql)
         self.add('t')
         self.delete('t')
         # The soft-delete sets the deletion columns only, never image_id.
         soft_delete = [s.split('UPDATE image_tags SET ')[1].split('WHERE')[0]
-                       for trip in sent for s in trip.split('; ')
+                       for trip in sent for s in sql_driver.statements(
+                           trip, self.driver.prepared)[0]
                        if 'UPDATE image_tags SET ' in s]
         self.assertEqual(1, len(soft_delete), sent)
         self.assertEqual(['deleted', 'deleted_at', 'updated_at'], sorted(
@@ -401,10 +410,8 @@ class SQLOnly:
             conn = self.engine().raw_connection()
             try:
                 cursor = conn.cursor()
-                if self.driver._prepare and not conn.info.get(
-                        'imagetags_prepared'):
-                    cursor.execute(self.driver._prepare)
-                    conn.info['imagetags_prepared'] = True
+                self.driver._use_mariadb()
+                self.driver._prepare_on(conn, cursor)
                 changed = self.driver._send_change(cursor, write, values)
                 conn.commit()
             finally:
@@ -544,7 +551,7 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
 
     def use_blocks(self):
         if not self.blocks:
-            self.driver._block = None
+            self.driver._mariadb = None
 
     def test_a_mariadb_url_is_served_as_mysql(self):
         # SQLAlchemy names the dialect of a mariadb:// URL "mariadb": the
@@ -559,7 +566,8 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
             it_fixtures.ConfigDir(options)).conf())
         self.use_blocks()
         sent = []
-        self.driver.on_sql = sent.append
+        self.driver.on_sql = lambda sql: sql.startswith(
+            'PREPARE ') or sent.append(sql)
         self.assertTrue(self.add('t'))
         self.assertTrue(self.add('T'))
         self.assertRaises(db.TagNotFound, self.delete, 't ')
@@ -567,7 +575,8 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         # an answer of one, in autocommit.
         self.assertEqual(5, len(sent), sent)
         self.assertEqual([[], ['COMMIT']] * 2 + [[]], [
-            sql_driver.statements(s)[1] for s in sent])
+            sql_driver.statements(s, self.driver.prepared)[1]
+            for s in sent])
         self.assertEqual(['t', 'T'], self.tags())
 
     def test_tags_cut_by_mariadb_are_read_as_rows(self):
@@ -604,6 +613,52 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         self.assertIsNone(self.driver.show_image('img-half'))
         self.assertEqual(['t'], self.tags())
 
+    def prepares(self):
+        """MariaDB's statements are prepared (MySQL's, and where the option
+        is off, are not)."""
+        return self.blocks and self.engine().dialect.is_mariadb and (
+            self.conf_dir.conf().imagetags.prepared_statements)
+
+    def test_statements_prepared_once_per_connection(self):
+        sent = []
+        self.driver.on_sql = sent.append
+        for n in range(3):
+            self.add('t%d' % n)
+        self.delete('t0')
+        # A member's request reads the membership too.
+        self.assertTrue(self.add('m', image='img-shared', project=MEMBER))
+        if not self.prepares():
+            self.assertEqual([], [s for s in sent
+                                  if s.startswith(('PREPARE', 'EXECUTE'))])
+            return
+        self.assertEqual(1, len([s for s in sent
+                                 if s.startswith('PREPARE ')]), sent)
+        self.assertTrue(all(s.startswith('EXECUTE ') for s in sent[1:]),
+                        sent)
+        # Every one of them ran: the member's read and change too.
+        self.assertIn('EXECUTE imagetags_member USING %(image_id)s, '
+                      '%(project)s', sent)
+        self.assertEqual(['m'], self.tags('img-shared'))
+        self.assertEqual(['t1', 't2'], self.tags())
+
+    def test_lost_prepared_statements_are_prepared_again(self):
+        # A session that lost them (a proxy's reset) is dropped and the
+        # request retried on a fresh connection, never answered 500.
+        self.add('a')
+        conn = self.engine().raw_connection()
+        for name in self.driver.prepared:
+            conn.dbapi_connection.cursor().execute(
+                'DEALLOCATE PREPARE ' + name)
+        conn.close()
+        self.add('b')
+        self.delete('a')
+        self.assertEqual(['b'], self.tags())
+        self.assertEqual(bool(self.prepares()), bool(self.driver.prepared))
+
+
+class TestMySQLUnprepared(TestMySQL):
+    options = {'imagetags': {'prepared_statements': False}}
+
 
 class TestMySQLStatements(TestMySQL):
     """MySQL's changes (it has no compound statements), run on MariaDB."""
@@ -637,8 +692,7 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
             plans = [self.driver._read_sql] + [
                 trip.split('; ')[1] for trip in self.driver._one_trip.values()]
             if self.driver._prepare:
-                cursor.execute(self.driver._prepare.replace(
-                    'imagetags_', 'generic_'))
+                prepare(self.driver, cursor, 'generic_')
                 plans = [p.replace('imagetags_', 'generic_') for p in plans]
             for sql in plans:
                 cursor.execute('EXPLAIN ' + sql, {

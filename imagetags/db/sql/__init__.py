@@ -37,10 +37,12 @@ the driver's own cursor of a pooled connection. Round trips:
   write changed a row and ``ROLLBACK`` if not; it returns the write's row
   count. The server answers it in one packet, where a query string of
   statements is answered statement by statement (a ``COMMIT`` waits for the
-  log), and the worker waits once instead of four times. On MySQL (no
-  anonymous blocks): ``START TRANSACTION``, ``SELECT ... FOR UPDATE``, the
-  guarded write, the bump only if the write changed a row (``ROW_COUNT()``),
-  ``COMMIT``.
+  log), and the worker waits once instead of four times. MariaDB's read
+  and blocks are prepared once per connection, as PostgreSQL's statements
+  are, and run with ``EXECUTE ... USING`` their values. On MySQL (no
+  anonymous blocks, and ``USING`` takes only variables): ``START
+  TRANSACTION``, ``SELECT ... FOR UPDATE``, the guarded write, the bump
+  only if the write changed a row (``ROW_COUNT()``), ``COMMIT``.
 - SQLite (no network; WAL): the read is a statement of its own, ended
   before the write lock is taken (a read transaction cannot take the write
   lock once another writer has committed).
@@ -239,15 +241,39 @@ _PG_TYPES = {'now': 'timestamp', 'limit': 'bigint'}
 
 
 def _prepared(name, statement, dialect):
-    """PostgreSQL: the statement's ``PREPARE`` (once per connection) and
-    the ``EXECUTE`` that runs it. Planning our reads and guarded writes
-    costs PostgreSQL several times what running them does."""
+    """PostgreSQL: the statement's ``PREPARE`` (once per connection), the
+    ``EXECUTE`` that runs it, and its text. Planning our reads and guarded
+    writes costs PostgreSQL several times what running them does."""
     compiled = statement.compile(dialect=type(dialect)(
         paramstyle='numeric_dollar'))
     names = compiled.positiontup
     return ('PREPARE %s (%s) AS %s' % (name, ', '.join(
         _PG_TYPES.get(n, 'varchar') for n in names), compiled.string),
-        'EXECUTE %s(%s)' % (name, ', '.join('%%(%s)s' % n for n in names)))
+        'EXECUTE %s(%s)' % (name, ', '.join('%%(%s)s' % n for n in names)),
+        compiled.string)
+
+
+def _mariadb_prepared(dialect, named):
+    """MariaDB: ``named`` ({name: statement, or a (block, [its
+    statements]) pair}) prepared once per connection, as PostgreSQL's are:
+    (the PREPAREs and their values, {name: the EXECUTE that runs it, its
+    values given as literals (MariaDB 10.2)}, {name: its text}). Parsing
+    and setting up the read, or a change's block, each time cost MariaDB
+    50 us of its CPU of 190 (a block's: of 470), and the longer query
+    string cost the client more."""
+    qmark = type(dialect)(paramstyle='qmark')
+    texts, names = {}, {}
+    for name, statement in named.items():
+        block, parts = statement if isinstance(statement, tuple) else (
+            '%s', [statement])
+        compiled = [s.compile(dialect=qmark) for s in parts]
+        texts['imagetags_' + name] = block % tuple(c.string for c in compiled)
+        names['imagetags_' + name] = [n for c in compiled
+                                      for n in c.positiontup]
+    return (('; '.join('PREPARE %s FROM %%(%s)s' % (n, n) for n in texts),
+             texts),
+            {n: 'EXECUTE %s USING %s' % (n, ', '.join(
+                '%%(%s)s' % p for p in names[n])) for n in texts}, texts)
 
 
 def _sql(statement, dialect):
@@ -330,15 +356,21 @@ _CONTENTION = ('database is locked', 'could not serialize access',
                'Failed to read auto-increment value from storage engine')
 # A session that lost our prepared statements (DISCARD ALL, a pooler): the
 # connection is dropped and the request retried on a fresh one.
-_UNPREPARED = ('prepared statement "imagetags_',)
+_UNPREPARED = ('prepared statement "imagetags_',
+               'Unknown prepared statement handler (imagetags_')
 
 
-def statements(query):
+def statements(query, prepared=None):
     """For tests and the bench: the SQL statements on tables that a query
     string sent by the driver (``on_sql``) carries, and the ends of
     transactions it carries (COMMIT, ROLLBACK; one COMMIT for MariaDB's
-    block, which rolls back instead after a race)."""
-    parts = query.split('; ')
+    block, which rolls back instead after a race). ``prepared``: the
+    driver's ``prepared``; an ``EXECUTE`` counts as what it runs."""
+    parts = []
+    for part in query.split('; '):
+        name = part.startswith('EXECUTE ') and part[8:].replace(
+            '(', ' ').split(' ', 1)[0]
+        parts += (prepared or {}).get(name, part).split('; ')
     if parts[0].startswith('BEGIN NOT ATOMIC'):
         return [p for p in parts if p.startswith(('UPDATE ', 'INSERT '))], [
             'COMMIT']
@@ -453,23 +485,38 @@ class SQLDriver(db.Driver):
         # (PostgreSQL with psycopg2, MySQL, SQLite); with any other DB-API
         # the read's is rolled back.
         self._read_ends = self._autocommit or self._mysql or self._sqlite
-        # MariaDB's changes, each one compound statement: see the module's
-        # docstring. Chosen per change, once the server is known.
-        self._block = None
+        # MariaDB's changes, each one compound statement (see the module's
+        # docstring), and its statements prepared: the server is sent
+        # MySQL's until it is known to be MariaDB (_use_mariadb).
+        self._block = self._mariadb = None
+        # For tests and the bench: the prepared statements' SQL by name.
+        self.prepared = {}
+        prepare = conf.imagetags.prepared_statements
         if self._mysql:
             self._one_trip = {w: '; '.join(
                 ['START TRANSACTION'] + [_sql(s, dialect) for s in trip] +
                 ['COMMIT']) for w, trip in trips.items()}
-            self._block = {w: _BLOCK % (self._bump_sql, sql)
-                           for w, sql in self._write_sql.items()}
-        elif trips and conf.imagetags.prepared_statements:
+            self._mariadb = (None, self._read_sql, self._member_sql, {
+                w: _BLOCK % (self._bump_sql, sql)
+                for w, sql in self._write_sql.items()}, {})
+            if prepare:
+                sqls, run, texts = _mariadb_prepared(dialect, dict(
+                    {name: (_BLOCK, [BUMP, w]) for w, name in writes.items()},
+                    read=read, member=MEMBER))
+                self._mariadb = (sqls, run['imagetags_read'],
+                                 run['imagetags_member'],
+                                 {w: run['imagetags_' + name]
+                                  for w, name in writes.items()}, texts)
+        elif trips and prepare:
             lock = trips[self._insert][0]
             plans = {name: _prepared('imagetags_' + name, stmt, dialect)
                      for name, stmt in [('read', read), ('member', MEMBER),
                                         ('lock', lock)] + [
                                             (name, trips[w][1])
                                             for w, name in writes.items()]}
-            self._prepare = '; '.join(p for p, _ in plans.values())
+            self._prepare = '; '.join(p for p, _, _ in plans.values()), None
+            self.prepared = {'imagetags_' + name: text
+                             for name, (_, _, text) in plans.items()}
             self._read_sql = plans['read'][1]
             self._member_sql = plans['member'][1]
             self._one_trip = {w: plans['lock'][1] + '; ' + plans[name][1]
@@ -534,6 +581,8 @@ class SQLDriver(db.Driver):
             conn = self.engine.raw_connection()
         except self._dbapi_error as e:
             raise self._failed(e) from e
+        if self._mariadb is not None:
+            self._use_mariadb()
         # clean: no transaction open (see _read_ends; MySQL's changes end
         # with their COMMIT too).
         dbapi, cursor, clean = conn.dbapi_connection, None, False
@@ -545,9 +594,7 @@ class SQLDriver(db.Driver):
                 # connection (show/create/delete_image leave it on).
                 dbapi.autocommit(True)
             cursor = dbapi.cursor()
-            if self._prepare and not conn.info.get('imagetags_prepared'):
-                self._send(cursor, self._prepare, None)
-                conn.info['imagetags_prepared'] = True
+            self._prepare_on(conn, cursor)
             keys = {'image_id': image_id, 'project': ctx.project_id}
             rows = self._send(cursor, self._read_sql, keys, True)
             clean = self._read_ends
@@ -603,9 +650,24 @@ class SQLDriver(db.Driver):
             return db_exc.DBConnectionError(e)
         return e
 
+    def _use_mariadb(self):
+        """Once connected, the server is known: MariaDB is sent its blocks
+        and its prepared statements; MySQL keeps MySQL's."""
+        mariadb, self._mariadb = self._mariadb, None
+        if mariadb and self.engine.dialect.is_mariadb:
+            (self._prepare, self._read_sql, self._member_sql, self._block,
+             self.prepared) = mariadb
+
+    def _prepare_on(self, conn, cursor):
+        """The PREPAREs, once per connection (a new or reset connection has
+        none: its ``info`` is new)."""
+        if self._prepare and not conn.info.get('imagetags_prepared'):
+            self._send(cursor, *self._prepare)
+            conn.info['imagetags_prepared'] = True
+
     def _send_change(self, cursor, write, values):
         """The change in one round trip; the count of rows it changed."""
-        if self._block and self.engine.dialect.is_mariadb:
+        if self._block:
             return self._send(cursor, self._block[write], values, True)[0][0]
         return self._send(cursor, self._one_trip[write], values)
 

@@ -61,7 +61,8 @@ class SQLCounter:
         self._sql(statement)
 
     def _sql(self, statement):
-        parts, ends = sql_driver.statements(statement)
+        parts, ends = sql_driver.statements(
+            statement, self.driver and self.driver.prepared)
         # A commit sent alone or with statements is one round trip (MySQL's
         # changes carry theirs): counted in calls.
         if not ends:

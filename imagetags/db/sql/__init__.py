@@ -41,10 +41,10 @@ the driver's own cursor of a pooled connection. Round trips:
   waits for the log), and the worker waits once instead of four times.
   MariaDB's read and blocks are prepared once per connection, as
   PostgreSQL's statements are, and run with ``EXECUTE ... USING`` their
-  values. On MySQL (no
-  anonymous blocks, and ``USING`` takes only variables): ``START
-  TRANSACTION``, ``SELECT ... FOR UPDATE``, the guarded write, the bump
-  only if the write changed a row (``ROW_COUNT()``), ``COMMIT``.
+  values. On MySQL (no anonymous blocks, and ``USING`` takes only
+  variables): ``START TRANSACTION``, ``SELECT ... FOR UPDATE``, the
+  guarded write, the bump only if the write changed a row
+  (``ROW_COUNT()``), ``COMMIT``.
 - SQLite (no network; WAL): the read is a statement of its own, ended
   before the write lock is taken (a read transaction cannot take the write
   lock once another writer has committed).

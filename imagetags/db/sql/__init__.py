@@ -678,6 +678,8 @@ class SQLDriver(db.Driver):
         if not self._block:
             return self._send(cursor, self._one_trip[write], values)
         try:
+            # rows=True: its one answer is an OK packet, with no row count
+            # before a final COMMIT's for _send to return.
             self._send(cursor, self._block[write], values, True)
         except self._dbapi_error as e:
             if e.args[:2] != _RACED:

@@ -1,13 +1,21 @@
 """Over HTTP: gunicorn + wrk, imagetags next to its two floors, and RSS.
 
-Per repetition, servers one after the other (never two at once), each warmed
-up first: the no-op floor; then per SQL backend the one-SQL floor and
-imagetags; then imagetags on the memory driver. Each server runs the
-``cycle`` and ``absent`` scenarios (see ``load``) on fresh images, one per
-connection. Server CPU is the gunicorn master's and workers' CPU time
-(``/proc/<pid>/stat``) over the scenario; DB CPU that of the database
-server's processes (MariaDB/PostgreSQL).
+Servers come in groups, each led by its floor: the no-op floor with
+imagetags on the memory driver, then per SQL backend the one-SQL floor,
+imagetags, and the bare app (``wsgi_apps.make_bare``: imagetags' driver
+without the pipeline). A group's servers are all started and warmed up,
+then each scenario (``cycle``, ``absent``; see ``load``) is run in slices of
+``BENCH_SLICE`` seconds, every server in each slice, in ABBA order (the
+order is reversed every other slice). This machine's speed drifts by
+20-30% over tens of seconds (shared cores): a server measured right after
+its floor sees the same machine, so each slice gives one ratio to the
+floor, and the report takes their median. One image per connection, the
+same ones in every slice (a cycle slice uses new tags). Server CPU is the
+gunicorn master's and workers' CPU time (``/proc/<pid>/stat``) over the
+slice; DB CPU that of the database server's processes (MariaDB,
+PostgreSQL).
 """
+import contextlib
 import statistics
 import uuid
 
@@ -30,6 +38,7 @@ class Runner:
         self.script = load.write_script(workdir)
         self.log_path = workdir + '/gunicorn.log'
         self.samples = {}     # (backend, app, scenario) -> [metrics, ...]
+        self.ratios = {}      # the same keys -> [req/s over the floor's]
         self.notes = []
 
     def measure(self, srv, mode, images, db_names=(), duration=None,
@@ -63,62 +72,89 @@ class Runner:
             'statuses': statuses,
         }
 
-    def _serve(self, key, app, env, images_for, db_names, scenarios):
-        """Start one server, warm it up, run the scenarios, record them."""
-        with server.Gunicorn(app, self.s.workers, env, self.log_path) as srv:
-            if self.s.warmup > 0:
-                self.measure(srv, 'cycle', images_for('warmup'), db_names,
-                             duration=self.s.warmup)
-            for mode in scenarios:
-                m = self.measure(srv, mode, images_for(mode), db_names,
-                                 expected=(204,) if key[0] == 'noop' else None)
-                self.samples.setdefault(key + (mode,), []).append(m)
-                print('  %-10s %-10s %-7s %8.0f req/s  p50 %6.2f ms  p99 '
-                      '%6.2f ms  cpu %.3f ms/req  unexpected %d  5xx %d'
-                      % (key[0], key[1], mode, m['rps'], m['p50_ms'],
-                         m['p99_ms'], m['server_cpu_ms'], m['unexpected'],
-                         m['http_5xx']), flush=True)
+    def _group(self, servers):
+        """Run the scenarios on ``servers`` (the floor first), all started
+        and warmed up, in paired slices (see the module's docstring).
+        ``servers``: (key, app, env, images_for, db_names, scenarios)."""
+        slices = self.s.repeat * max(1, round(self.s.duration / self.s.slice))
+        with contextlib.ExitStack() as stack:
+            live = []
+            for key, app, env, images_for, db_names, scenarios in servers:
+                srv = stack.enter_context(server.Gunicorn(
+                    app, self.s.workers, env, self.log_path))
+                if self.s.warmup > 0:
+                    self.measure(srv, 'cycle', images_for('warmup'),
+                                 db_names, duration=self.s.warmup)
+                live.append((key, srv, images_for, db_names, scenarios))
+            for n in range(slices):
+                for mode in SCENARIOS:
+                    rps = {}
+                    for key, srv, images_for, db_names, scenarios in (
+                            live if n % 2 == 0 else live[::-1]):
+                        if mode not in scenarios:
+                            continue
+                        m = self.measure(srv, mode, images_for(mode),
+                                         db_names, duration=self.s.slice,
+                                         expected=(204,) if key[0] == 'noop'
+                                         else None)
+                        self.samples.setdefault(key + (mode,), []).append(m)
+                        rps[key] = m['rps']
+                        print('  %2d/%d %-10s %-9s %-7s %8.0f req/s  p50 '
+                              '%6.2f ms  p99 %6.2f ms  cpu %.3f ms/req  '
+                              'unexpected %d  5xx %d'
+                              % (n + 1, slices, key[0], key[1], mode,
+                                 m['rps'], m['p50_ms'], m['p99_ms'],
+                                 m['server_cpu_ms'], m['unexpected'],
+                                 m['http_5xx']), flush=True)
+                    floor = rps.pop(live[0][0], None)
+                    for key, value in rps.items():
+                        if floor:
+                            self.ratios.setdefault(key + (mode,), []).append(
+                                value / floor)
 
     def run(self, backend_list):
         conns = self.s.connections
         fake = ['floor-%02d' % i for i in range(conns)]
-        for rep in range(self.s.repeat):
-            print('HTTP repetition %d/%d' % (rep + 1, self.s.repeat),
-                  flush=True)
-            self._serve(('noop', 'floor'), APPS + 'make_noop()', {},
-                        lambda mode: fake, (), SCENARIOS)
-            for b in backend_list:
-                if b.skip or not b.is_sql:
-                    continue
-                self._serve((b.name, 'floor'), APPS + 'make_one_sql()',
-                            {'BENCH_FLOOR_URL': b.url},
-                            lambda mode: fake, b.db_processes, SCENARIOS)
+        live = [b for b in backend_list if not b.skip]
+        noop = [(('noop', 'floor'), APPS + 'make_noop()', {},
+                 lambda mode: fake, (), SCENARIOS)]
+        for b in live:
+            if b.is_sql:
+                continue
+            images = {m: ['mem-%s-%02d' % (m, i) for i in range(conns)]
+                      for m in ('warmup',) + SCENARIOS}
+            scenarios = SCENARIOS
+            if self.s.workers > 1:
+                # Each worker has its own memory: a DELETE may reach
+                # another worker than its PUT did.
+                scenarios = ('absent',)
+                self.notes.append(
+                    'memory driver, cycle over HTTP: not run with %d '
+                    'workers (each worker process has its own memory, so a '
+                    'DELETE may not find the tag its PUT added in another '
+                    'worker)' % self.s.workers)
+            noop.append(((b.name, 'imagetags'), APPS + 'make_imagetags()',
+                         {'BENCH_CONFIG_DIR': b.config_dir,
+                          'BENCH_SEED_IMAGES': ','.join(
+                              sum(images.values(), []))},
+                         images.get, (), scenarios))
+        print('HTTP: no-op floor%s' % (', memory' if len(noop) > 1 else ''),
+              flush=True)
+        self._group(noop)
+        for b in live:
+            if not b.is_sql:
+                continue
+            print('HTTP: %s' % b.label, flush=True)
+            env = {'BENCH_CONFIG_DIR': b.config_dir}
+            group = [((b.name, 'floor'), APPS + 'make_one_sql()',
+                      {'BENCH_FLOOR_URL': b.url}, lambda mode: fake,
+                      b.db_processes, SCENARIOS)]
+            for app in ('imagetags', 'bare'):
                 images = {m: b.new_images(conns, m[:4])
                           for m in ('warmup',) + SCENARIOS}
-                self._serve((b.name, 'imagetags'), APPS + 'make_imagetags()',
-                            {'BENCH_CONFIG_DIR': b.config_dir},
-                            images.get, b.db_processes, SCENARIOS)
-            for b in backend_list:
-                if b.skip or b.is_sql:
-                    continue
-                images = {m: ['mem-%s-%02d' % (m, i) for i in range(conns)]
-                          for m in ('warmup',) + SCENARIOS}
-                scenarios = SCENARIOS
-                if self.s.workers > 1:
-                    # Each worker has its own memory: a DELETE may reach
-                    # another worker than its PUT did.
-                    scenarios = ('absent',)
-                    note = ('memory driver, cycle over HTTP: not run with '
-                            '%d workers (each worker process has its own '
-                            'memory, so a DELETE may not find the tag its '
-                            'PUT added in another worker)' % self.s.workers)
-                    if note not in self.notes:
-                        self.notes.append(note)
-                self._serve((b.name, 'imagetags'), APPS + 'make_imagetags()',
-                            {'BENCH_CONFIG_DIR': b.config_dir,
-                             'BENCH_SEED_IMAGES': ','.join(
-                                 sum(images.values(), []))},
-                            images.get, (), scenarios)
+                group.append(((b.name, app), APPS + 'make_%s()' % app, env,
+                              images.get, b.db_processes, SCENARIOS))
+            self._group(group)
         return self.medians()
 
     def medians(self):
@@ -129,6 +165,9 @@ class Runner:
                 values = [r[metric] for r in runs if r[metric] is not None]
                 agg[metric] = statistics.median(values) if values else None
             agg['runs'] = len(runs)
+            # The median of its ratios to its group's floor, slice by slice.
+            ratios = self.ratios.get(key)
+            agg['x_floor'] = statistics.median(ratios) if ratios else None
             out[key] = agg
         return out
 

@@ -21,8 +21,18 @@ HOW_TO_READ = '''\
   answers 204 at once; the one-SQL app runs one statement and its commit on
   the same database per request (PUT: INSERT of a row, DELETE: DELETE of
   it; DELETE absent: a DELETE that finds no row, answered 404).
-- "x one-SQL floor" / "x no-op floor": imagetags' req/s over the floor's,
-  same scenario.
+- The bare app (not a floor): imagetags' SQL driver behind a bare WSGI
+  function, without the Paste pipeline and its libraries (webob, Routes,
+  oslo.context, oslo.policy, the request id and context filters); the same
+  statements and answers. imagetags over it is what the pipeline costs.
+- Each group of servers (a floor, then what is compared with it) runs
+  every scenario in slices, every server in each slice, in ABBA order;
+  req/s, latencies and CPU are medians over the slices. "x one-SQL floor"
+  / "x no-op floor": the median over the slices of the server's req/s over
+  its floor's in the same slice (the no-op floor is in the memory driver's
+  group: for the SQL drivers that column is the ratio of the medians). The
+  targets' "(a / b req/s)" are the medians, whose ratio can differ a
+  little from the median ratio.
 - Server CPU: gunicorn master and workers (utime+stime from /proc) over the
   scenario, per request; DB CPU: the database server's processes. On 2
   cores, req/s is bounded by the sum of server, DB and wrk CPU per request.
@@ -50,6 +60,14 @@ def _table(header, rows):
 
 def _ratio(r, it, floor):
     return '%.2f (%.0f / %.0f req/s)' % (r, it['rps'], floor['rps'])
+
+
+def _x(it, floor):
+    """it's req/s over the floor's: the median of the slices' ratios where
+    both ran in the same slices, else the ratio of the medians."""
+    if it.get('x_floor') is not None:
+        return it['x_floor']
+    return it['rps'] / floor['rps']
 
 
 def _verdict(ok):
@@ -80,9 +98,11 @@ class Report:
                       'webob.Request.blank)', '', self.inproc_table(), '']
         if self.http:
             parts += ['## Over HTTP (gunicorn %d sync workers, wrk %d '
-                      'connections, %gs per scenario, median of %d)'
+                      'connections, %gs per scenario x %d, in %gs slices: '
+                      'medians of the slices)'
                       % (self.s.workers, self.s.connections, self.s.duration,
-                         self.s.repeat), '', self.http_table(), '']
+                         self.s.repeat, self.s.slice), '', self.http_table(),
+                      '']
         if self.rss:
             parts += ['## Worker RSS (gunicorn 1 sync worker, PUT+DELETE '
                       'cycles)', '', self.rss_table(), '']
@@ -93,8 +113,8 @@ class Report:
         if self.http and self.s.repeat < 3:
             parts += ['One repetition per scenario: on a shared 2-core '
                       'machine req/s move by 20-30% from run to run; use '
-                      'BENCH_REPEAT=3 (medians) before deciding anything.',
-                      '']
+                      'BENCH_REPEAT=3 (more slices) before deciding '
+                      'anything.', '']
         parts += ['## Targets of issue 5', '', self.targets_table(), '']
         return '\n'.join(parts)
 
@@ -128,11 +148,14 @@ class Report:
             floor0 = self._floor('noop', scenario)
             label = ('no-op app' if name == 'noop' else
                      '%s one-SQL app' % bk.LABELS[name] if app == 'floor'
-                     else 'imagetags %s' % bk.LABELS[name])
-            ratio_sql = (m['rps'] / one_sql['rps']
-                         if app == 'imagetags' and one_sql else None)
+                     else 'bare app, %s driver' % bk.LABELS[name]
+                     if app == 'bare' else 'imagetags %s' % bk.LABELS[name])
+            ratio_sql = (_x(m, one_sql)
+                         if app != 'floor' and one_sql else None)
             ratio_noop = (m['rps'] / floor0['rps']
-                          if app == 'imagetags' and floor0 else None)
+                          if app != 'floor' and floor0 else None)
+            if name == 'memory' and floor0:
+                ratio_noop = _x(m, floor0)
             rows.append([label, SCENARIO_LABELS[scenario],
                          '%.0f' % m['rps'], '%.2f' % m['p50_ms'],
                          '%.2f' % m['p99_ms'], '%d' % m['unexpected'],
@@ -147,8 +170,9 @@ class Report:
 
     def _http_keys(self):
         order = ['noop'] + [b.name for b in self.backends]
+        apps = ['floor', 'imagetags', 'bare']
         return sorted(self.http, key=lambda k: (
-            order.index(k[0]), k[1] != 'floor', k[2] != 'cycle'))
+            order.index(k[0]), apps.index(k[1]), k[2] != 'cycle'))
 
     def rss_table(self):
         rows = []
@@ -195,7 +219,7 @@ class Report:
             it = self.http.get((b.name, 'imagetags', 'cycle'))
             fl = self._floor(b.name, 'cycle')
             if it and fl:
-                r = it['rps'] / fl['rps']
+                r = _x(it, fl)
                 rows.append(['write cycle req/s vs one-SQL floor', b.label,
                              _ratio(r, it, fl), '>= %.2f' % CYCLE_MIN,
                              _verdict(r >= CYCLE_MIN)])
@@ -204,18 +228,28 @@ class Report:
             fl = self._floor(b.name, 'absent')
             f0 = self._floor('noop', 'absent')
             if it and fl:
-                r = it['rps'] / fl['rps']
+                r = _x(it, fl)
                 rows.append(['DELETE-absent req/s vs one-SQL floor', b.label,
                              _ratio(r, it, fl), '>= %.2f' % ABSENT_MIN,
                              _verdict(r >= ABSENT_MIN)])
             if it and f0:
                 # The memory driver's only floor is the no-op app.
-                r = it['rps'] / f0['rps']
+                r = _x(it, f0) if not b.is_sql else it['rps'] / f0['rps']
                 rows.append(['DELETE-absent req/s vs no-op floor', b.label,
                              _ratio(r, it, f0),
                              '(info)' if b.is_sql else '>= %.2f' % ABSENT_MIN,
                              'info' if b.is_sql else _verdict(
                                  r >= ABSENT_MIN)])
+        for b in sql:
+            for scenario in ('cycle', 'absent'):
+                bare = self.http.get((b.name, 'bare', scenario))
+                fl = self._floor(b.name, scenario)
+                if bare and fl:
+                    rows.append(['bare app (no pipeline) req/s vs one-SQL '
+                                 'floor, %s' % SCENARIO_LABELS[scenario],
+                                 b.label,
+                                 _ratio(_x(bare, fl), bare, fl), '(info)',
+                                 'info'])
         for b in sql:
             it = self.http.get((b.name, 'imagetags', 'cycle'))
             if it:

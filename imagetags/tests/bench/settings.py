@@ -9,7 +9,10 @@ variable                   meaning                             full / quick
 BENCH_DRIVERS              drivers to run, comma separated     memory,sqlite,
                                                                mysql,
                                                                postgresql
-BENCH_DURATION             seconds per HTTP scenario           10 / 2
+BENCH_DURATION             seconds per HTTP scenario and       10 / 2
+                           repetition
+BENCH_SLICE                seconds per slice: the servers of   2 / 1
+                           a group take turns (httpbench)
 BENCH_WARMUP               seconds of warm-up per server       2 / 0.5
 BENCH_REPEAT               repetitions (median reported)       1 / 1
 BENCH_CONNECTIONS          wrk connections (one image each)    16
@@ -65,6 +68,7 @@ class Settings:
     quick: bool
     drivers: list
     duration: float
+    slice: float
     warmup: float
     repeat: int
     connections: int
@@ -83,11 +87,12 @@ class Settings:
     pg_url: str
 
     def describe(self):
-        return ('quick=%s drivers=%s duration=%gs warmup=%gs repeat=%d '
-                'connections=%d workers=%d inproc_n=%d rss_counts=%s '
-                'rss_drivers=%s' % (
+        return ('quick=%s drivers=%s duration=%gs slice=%gs warmup=%gs '
+                'repeat=%d connections=%d workers=%d inproc_n=%d '
+                'rss_counts=%s rss_drivers=%s' % (
                     self.quick, ','.join(self.drivers), self.duration,
-                    self.warmup, self.repeat, self.connections, self.workers,
+                    self.slice, self.warmup, self.repeat, self.connections,
+                    self.workers,
                     self.inproc_n, ','.join(map(str, self.rss_counts)),
                     self.rss_drivers))
 
@@ -104,6 +109,7 @@ def load():
         quick=q,
         drivers=drivers,
         duration=_env('BENCH_DURATION', 10.0, 2.0, q, float),
+        slice=max(1.0, _env('BENCH_SLICE', 2.0, 1.0, q, float)),
         warmup=_env('BENCH_WARMUP', 2.0, 0.5, q, float),
         repeat=max(1, _env('BENCH_REPEAT', 1, 1, q, int)),
         connections=_env('BENCH_CONNECTIONS', 16, 16, q, int),

@@ -10,6 +10,14 @@
   and its commit per request on ``BENCH_FLOOR_URL``, on a DBAPI connection of
   its own (one per worker): ``PUT`` inserts the row named by the path,
   ``DELETE`` deletes it (404 when there was none, as imagetags answers).
+- ``make_bare()``: not a floor but a yardstick: imagetags' own SQL driver,
+  loaded as ``make_imagetags()`` loads it, behind a bare WSGI function
+  instead of the Paste pipeline and its libraries (webob, Routes,
+  oslo.context, oslo.policy, the request id and context filters). The same
+  statements on the same pooled connections and the same answers (a request
+  id, Glance's 404 body rendered by imagetags); its policy is the default
+  one's answer for the bench's caller: the owner may. What imagetags costs
+  more than it is what its pipeline costs.
 
 All three are built in the worker (no ``--preload``), so no database
 connection crosses a fork.
@@ -31,6 +39,43 @@ def make_imagetags():
         for image_id in seed:
             driver.create_image(image_id, backends.OWNER, 'private')
     return app
+
+
+def make_bare():
+    import re
+    import types
+
+    import webob.exc
+
+    from imagetags import db
+    from imagetags.tests.bench import backends
+    from oslo_context import context
+
+    tags_app = backends.find_tags_app(make_imagetags())
+    driver, quota = tags_app.driver, tags_app.conf.image_tag_quota
+    path = re.compile('/v2/images/([^/]+)/tags/([^/]+)$')
+
+    def bare(environ, start_response):
+        rid = context.generate_request_id()
+        image_id, tag = path.match(environ['PATH_INFO']).groups()
+        ctx = types.SimpleNamespace(
+            project_id=environ.get('HTTP_X_PROJECT_ID'), is_admin=False)
+
+        def check(image):
+            if image['owner'] != ctx.project_id:
+                raise db.ImageNotFound(image_id)
+        try:
+            if environ['REQUEST_METHOD'] == 'PUT':
+                driver.add_tag(ctx, image_id, tag, quota, check)
+            else:
+                driver.delete_tag(ctx, image_id, tag, check)
+        except db.TagNotFound:
+            return tags_app.error((webob.exc.HTTPNotFound, None, ()),
+                                  environ, start_response, rid)
+        start_response('204 No Content', _NO_CONTENT + [
+            ('X-Openstack-Request-Id', rid)])
+        return []
+    return bare
 
 
 def make_noop():

@@ -57,7 +57,11 @@ def make_bare():
 
     def bare(environ, start_response):
         rid = context.generate_request_id()
-        image_id, tag = path.match(environ['PATH_INFO']).groups()
+        match = path.match(environ['PATH_INFO'])
+        if match is None:       # the bench's readiness probe
+            start_response('404 Not Found', _NO_CONTENT)
+            return []
+        image_id, tag = match.groups()
         ctx = types.SimpleNamespace(
             project_id=environ.get('HTTP_X_PROJECT_ID'), is_admin=False)
 
@@ -72,6 +76,10 @@ def make_bare():
         except db.TagNotFound:
             return tags_app.error((webob.exc.HTTPNotFound, None, ()),
                                   environ, start_response, rid)
+        except db.ImageNotFound:
+            return tags_app.error((webob.exc.HTTPNotFound, 'Image %s not '
+                                   'found.' % image_id, ()), environ,
+                                  start_response, rid)
         start_response('204 No Content', _NO_CONTENT + [
             ('X-Openstack-Request-Id', rid)])
         return []

@@ -14,7 +14,8 @@ BENCH_DURATION             seconds per HTTP scenario and       10 / 2
 BENCH_SLICE                seconds per slice: the servers of   2 / 1
                            a group take turns (httpbench)
 BENCH_WARMUP               seconds of warm-up per server       2 / 0.5
-BENCH_REPEAT               repetitions (median reported)       1 / 1
+BENCH_REPEAT               repetitions (more slices; medians   1 / 1
+                           reported)
 BENCH_CONNECTIONS          wrk connections (one image each)    16
 BENCH_WORKERS              gunicorn sync workers               4
 BENCH_INPROC_N             in-process requests per kind        1000 / 200
@@ -92,9 +93,8 @@ class Settings:
                 'rss_counts=%s rss_drivers=%s' % (
                     self.quick, ','.join(self.drivers), self.duration,
                     self.slice, self.warmup, self.repeat, self.connections,
-                    self.workers,
-                    self.inproc_n, ','.join(map(str, self.rss_counts)),
-                    self.rss_drivers))
+                    self.workers, self.inproc_n,
+                    ','.join(map(str, self.rss_counts)), self.rss_drivers))
 
 
 def load():

@@ -19,8 +19,8 @@
   one's answer for the bench's caller: the owner may. What imagetags costs
   more than it is what its pipeline costs.
 
-All three are built in the worker (no ``--preload``), so no database
-connection crosses a fork.
+All are built in the worker (no ``--preload``), so no database connection
+crosses a fork.
 """
 import os
 

@@ -744,6 +744,41 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         self.assertEqual([True], dropped)
         self.assertEqual(['t'], self.tags())
 
+    def test_connection_lost_between_the_first_connects_queries(self):
+        # The server ends the connection after some of the queries that
+        # SQLAlchemy runs on an engine's first connection, before the next:
+        # the pool then raises ResourceClosedError or NotImplementedError,
+        # not a DB-API error (seen while PostgreSQL started under load: a
+        # 500). It is a lost connection: retried.
+        import psycopg2.extensions
+        admin = self.engine()
+        for n, before in enumerate(['pg_catalog.version()',
+                                    'standard_conforming_strings',
+                                    'current_schema()']):
+            driver = db.load_driver(self.conf_dir.conf())
+            self.addCleanup(driver.engine.dispose)
+            dropped = []
+
+            class Cursor(psycopg2.extensions.cursor):
+                def execute(self, sql, *args, before=before,
+                            dropped=dropped):
+                    if not dropped and before in sql:
+                        dropped.append(sql)
+                        with admin.connect() as conn:
+                            conn.execute(sa.text(
+                                'SELECT pg_terminate_backend(:p)'),
+                                {'p': self.connection.get_backend_pid()})
+                            conn.commit()
+                    return super().execute(sql, *args)
+
+            sa.event.listen(driver.engine, 'do_connect',
+                            lambda dialect, record, cargs, cparams, c=Cursor:
+                            cparams.update(cursor_factory=c))
+            self.assertTrue(driver.add_tag(ctx(OWNER), self.image,
+                                           't%d' % n, 128, allow), before)
+            self.assertEqual(1, len(dropped), before)
+        self.assertEqual(['t0', 't1', 't2'], self.tags())
+
 
 class TestPostgreSQLUnprepared(TestPostgreSQL):
     options = {'imagetags': {'prepared_statements': False}}

@@ -587,6 +587,19 @@ class SQLDriver(db.Driver):
             conn = self.engine.raw_connection()
         except self._dbapi_error as e:
             raise self._failed(e) from e
+        except Exception as e:
+            # The engine's first connection runs SQLAlchemy's own queries
+            # (the dialect's initialize) through oslo.db's error handlers.
+            # A connection lost between them (seen while PostgreSQL
+            # started) comes out as ResourceClosedError, or as what those
+            # handlers raise (NotImplementedError with SQLAlchemy 2.1 and
+            # oslo.db 18), the DB-API's error in its chain.
+            cause = _dbapi_cause(e, self._dbapi_error)
+            if cause is not None:
+                raise self._failed(cause) from e
+            if isinstance(e, sa.exc.ResourceClosedError):
+                raise db_exc.DBConnectionError(e) from e
+            raise
         if self._mariadb is not None:
             self._use_mariadb()
         # clean: no transaction open (see _read_ends; MySQL's changes end
@@ -769,6 +782,17 @@ class SQLDriver(db.Driver):
             ).values(**gone))
             conn.execute(_images.update().where(
                 _images.c.id == image_id).values(status='deleted', **gone))
+
+
+def _dbapi_cause(e, dbapi_error):
+    """The DB-API's error in ``e``'s chain of causes, or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, dbapi_error):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _image(row):

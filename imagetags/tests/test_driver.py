@@ -720,6 +720,13 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         self.delete('a')
         self.assertEqual(['b'], self.tags())
 
+    def terminate(self, dbapi_connection):
+        """The server ends this psycopg2 connection's backend."""
+        with self.engine().connect() as admin:
+            admin.execute(sa.text('SELECT pg_terminate_backend(:p)'),
+                          {'p': dbapi_connection.get_backend_pid()})
+            admin.commit()
+
     def test_connection_lost_during_the_first_connect(self):
         # SQLAlchemy's first connect runs the dialect's own queries; a
         # server that drops the connection then (as one stopping does) is
@@ -732,10 +739,7 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
             # The server ends this connection before the dialect's queries.
             if not dropped:
                 dropped.append(True)
-                with self.engine().connect() as admin:
-                    admin.execute(sa.text('SELECT pg_terminate_backend(:p)'),
-                                  {'p': dbapi_connection.get_backend_pid()})
-                    admin.commit()
+                self.terminate(dbapi_connection)
 
         sa.event.listen(driver.engine, 'first_connect', drop_once,
                         insert=True)
@@ -751,7 +755,7 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         # not a DB-API error (seen while PostgreSQL started under load: a
         # 500). It is a lost connection: retried.
         import psycopg2.extensions
-        admin = self.engine()
+        terminate = self.terminate
         for n, before in enumerate(['pg_catalog.version()',
                                     'standard_conforming_strings',
                                     'current_schema()']):
@@ -764,11 +768,7 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
                             dropped=dropped):
                     if not dropped and before in sql:
                         dropped.append(sql)
-                        with admin.connect() as conn:
-                            conn.execute(sa.text(
-                                'SELECT pg_terminate_backend(:p)'),
-                                {'p': self.connection.get_backend_pid()})
-                            conn.commit()
+                        terminate(self.connection)
                     return super().execute(sql, *args)
 
             sa.event.listen(driver.engine, 'do_connect',

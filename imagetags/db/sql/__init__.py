@@ -585,15 +585,14 @@ class SQLDriver(db.Driver):
         driver's cursor (see the module's docstring for each database)."""
         try:
             conn = self.engine.raw_connection()
-        except self._dbapi_error as e:
-            raise self._failed(e) from e
         except Exception as e:
-            # The engine's first connection runs SQLAlchemy's own queries
-            # (the dialect's initialize) through oslo.db's error handlers.
-            # A connection lost between them (seen while PostgreSQL
-            # started) comes out as ResourceClosedError, or as what those
-            # handlers raise (NotImplementedError with SQLAlchemy 2.1 and
-            # oslo.db 18), the DB-API's error in its chain.
+            # The DB-API's error, or one in the chain of what the pool
+            # raised: the engine's first connection runs SQLAlchemy's own
+            # queries (the dialect's initialize) through oslo.db's error
+            # handlers, and a connection lost between them (seen while
+            # PostgreSQL started) comes out as ResourceClosedError, or as
+            # what those handlers raise (NotImplementedError with
+            # SQLAlchemy 2.1 and oslo.db 18).
             cause = _dbapi_cause(e, self._dbapi_error)
             if cause is not None:
                 raise self._failed(cause) from e
@@ -785,7 +784,8 @@ class SQLDriver(db.Driver):
 
 
 def _dbapi_cause(e, dbapi_error):
-    """The DB-API's error in ``e``'s chain of causes, or None."""
+    """The DB-API's error that ``e`` is or has in its chain of causes, or
+    None."""
     seen = set()
     while e is not None and id(e) not in seen:
         if isinstance(e, dbapi_error):

@@ -8,6 +8,7 @@ and the outcomes (value and its type, or the exception) must be the same.
 import ast
 import copy
 import inspect
+import logging
 import os
 from unittest import mock
 
@@ -394,9 +395,43 @@ class PolicyEvalTest(testtools.TestCase):
                                      enforcer.authorize(rule, target, owner))
             counts[name] = (argspec.call_count, sig.call_count,
                             literal.call_count)
-        # Only Enforcer.enforce's own _check of each rule's root, which
-        # finds the signature made beforehand.
-        self.assertEqual((2, 0, 0), counts['ours'])
+        # None: the loaded roots are called directly.
+        self.assertEqual((0, 0, 0), counts['ours'])
         self.assertGreater(counts['plain'][0], 10)
         self.assertEqual(counts['plain'][0], counts['plain'][1])
         self.assertGreater(counts['plain'][2], 3)
+
+    def test_the_other_checks_go_to_oslo_policys_enforce(self):
+        """A check that the direct call does not take (do_raise, a dict of
+        credentials, a check object, debug logging) is oslo.policy's own,
+        and its outcome the same."""
+        ours, plain = self.enforcers(FILES['in-code defaults'])
+        owner, other = CREDS['owner'], CREDS['other']
+        target = TARGETS['private']
+        rule = ours.rules[policy.ADD_TAG]
+        calls = []
+        real = oslo_policy.Enforcer.enforce
+
+        def counted(enforcer, *args, **kwargs):
+            if enforcer is ours:
+                calls.append(args[0])
+            return real(enforcer, *args, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'oslo_policy.policy.Enforcer.enforce', counted))
+        self.assertTrue(ours.enforce(policy.ADD_TAG, target, owner))
+        self.assertFalse(ours.enforce(policy.ADD_TAG, target, other))
+        self.assertEqual([], calls)
+        for enforcer in (ours, plain):
+            e = self.assertRaises(
+                oslo_policy.PolicyNotAuthorized, enforcer.enforce,
+                policy.ADD_TAG, target, other, do_raise=True)
+            self.assertIn(policy.ADD_TAG, str(e))
+            self.assertTrue(enforcer.enforce(
+                policy.ADD_TAG, target, dict(owner.to_policy_values())))
+            self.assertTrue(enforcer.enforce(rule, target, owner))
+        self.assertEqual([policy.ADD_TAG, policy.ADD_TAG, rule], calls)
+        logger = self.useFixture(fixtures.FakeLogger(
+            name='oslo_policy.policy', level=logging.DEBUG))
+        self.assertFalse(ours.enforce(policy.ADD_TAG, target, other))
+        self.assertIn('enforce: rule="%s"' % policy.ADD_TAG, logger.output)
+        self.assertEqual(policy.ADD_TAG, calls[-1])

@@ -263,6 +263,37 @@ class SQLOnly:
                                 .where(t.c.image_id == self.image)
                                 .order_by(t.c.id)).all()
 
+    def lose_the_first_connect(self, queries, cursor_class, option):
+        """The server ends the connection after some of the queries that
+        SQLAlchemy runs on an engine's first connection, before the next
+        (``queries``): the pool then raises ResourceClosedError or
+        NotImplementedError, not a DB-API error (seen while PostgreSQL
+        started under load: a 500). It is a lost connection: retried.
+        ``cursor_class``: the DB-API's, given as connect option ``option``;
+        ``self.terminate(dbapi_connection)`` ends a connection."""
+        terminate = self.terminate
+        for n, before in enumerate(queries):
+            driver = db.load_driver(self.conf_dir.conf())
+            self.addCleanup(driver.engine.dispose)
+            dropped = []
+
+            class Cursor(cursor_class):
+                def execute(self, sql, *args, before=before,
+                            dropped=dropped):
+                    if not dropped and before in sql:
+                        dropped.append(sql)
+                        terminate(self.connection)
+                    return super().execute(sql, *args)
+
+            sa.event.listen(driver.engine, 'do_connect',
+                            lambda dialect, record, cargs, cparams, c=Cursor:
+                            cparams.update({option: c}))
+            self.assertTrue(driver.add_tag(ctx(OWNER), self.image,
+                                           't%d' % n, 128, allow), before)
+            self.assertEqual(1, len(dropped), before)
+        self.assertEqual(['t%d' % n for n in range(len(queries))],
+                         self.tags())
+
     def test_the_read_is_one_row_whatever_the_tags(self):
         # A request's read costs the drivers (and MariaDB's JSON) per row
         # and column: one row, the tags in one JSON array.
@@ -579,6 +610,18 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
             for s in sent])
         self.assertEqual(['t', 'T'], self.tags())
 
+    def terminate(self, dbapi_connection):
+        """The server ends this PyMySQL connection."""
+        with self.engine().connect() as admin:
+            admin.exec_driver_sql('KILL %d' % dbapi_connection.thread_id())
+
+    def test_connection_lost_between_the_first_connects_queries(self):
+        import pymysql.cursors
+        self.lose_the_first_connect(
+            ['SELECT VERSION()', '@@tx_isolation',
+             '@@lower_case_table_names'], pymysql.cursors.Cursor,
+            'cursorclass')
+
     def test_tags_cut_by_mariadb_are_read_as_rows(self):
         # MariaDB cuts a JSON_ARRAYAGG at group_concat_max_len (1 MB by
         # default): the tags are then read again as rows, never a 500.
@@ -749,35 +792,11 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         self.assertEqual(['t'], self.tags())
 
     def test_connection_lost_between_the_first_connects_queries(self):
-        # The server ends the connection after some of the queries that
-        # SQLAlchemy runs on an engine's first connection, before the next:
-        # the pool then raises ResourceClosedError or NotImplementedError,
-        # not a DB-API error (seen while PostgreSQL started under load: a
-        # 500). It is a lost connection: retried.
         import psycopg2.extensions
-        terminate = self.terminate
-        for n, before in enumerate(['pg_catalog.version()',
-                                    'standard_conforming_strings',
-                                    'current_schema()']):
-            driver = db.load_driver(self.conf_dir.conf())
-            self.addCleanup(driver.engine.dispose)
-            dropped = []
-
-            class Cursor(psycopg2.extensions.cursor):
-                def execute(self, sql, *args, before=before,
-                            dropped=dropped):
-                    if not dropped and before in sql:
-                        dropped.append(sql)
-                        terminate(self.connection)
-                    return super().execute(sql, *args)
-
-            sa.event.listen(driver.engine, 'do_connect',
-                            lambda dialect, record, cargs, cparams, c=Cursor:
-                            cparams.update(cursor_factory=c))
-            self.assertTrue(driver.add_tag(ctx(OWNER), self.image,
-                                           't%d' % n, 128, allow), before)
-            self.assertEqual(1, len(dropped), before)
-        self.assertEqual(['t0', 't1', 't2'], self.tags())
+        self.lose_the_first_connect(
+            ['pg_catalog.version()', 'standard_conforming_strings',
+             'current_schema()'], psycopg2.extensions.cursor,
+            'cursor_factory')
 
 
 class TestPostgreSQLUnprepared(TestPostgreSQL):

@@ -618,7 +618,7 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
     def test_connection_lost_between_the_first_connects_queries(self):
         import pymysql.cursors
         self.lose_the_first_connect(
-            ['SELECT VERSION()', '@@tx_isolation',
+            ['SELECT VERSION()', '_isolation',
              '@@lower_case_table_names'], pymysql.cursors.Cursor,
             'cursorclass')
 

@@ -75,6 +75,13 @@ def _x(it, floor):
     return it['rps'] / floor['rps']
 
 
+def _x_noop(name, it, noop):
+    """it's req/s over the no-op floor's: paired slices for the memory
+    driver (the no-op floor's group); for the SQL drivers, whose slices
+    paired them with their one-SQL floor, the ratio of the medians."""
+    return _x(it, noop) if name == 'memory' else it['rps'] / noop['rps']
+
+
 def _verdict(ok):
     return 'n/a' if ok is None else ('PASS' if ok else 'FAIL')
 
@@ -157,10 +164,8 @@ class Report:
                      if app == 'bare' else 'imagetags %s' % bk.LABELS[name])
             ratio_sql = (_x(m, one_sql)
                          if app != 'floor' and one_sql else None)
-            ratio_noop = (m['rps'] / floor0['rps']
+            ratio_noop = (_x_noop(name, m, floor0)
                           if app != 'floor' and floor0 else None)
-            if name == 'memory' and floor0:
-                ratio_noop = _x(m, floor0)
             rows.append([label, SCENARIO_LABELS[scenario],
                          '%.0f' % m['rps'], '%.2f' % m['p50_ms'],
                          '%.2f' % m['p99_ms'], '%d' % m['unexpected'],
@@ -241,7 +246,7 @@ class Report:
                              _verdict(r >= ABSENT_MIN)])
             if it and f0:
                 # The memory driver's only floor is the no-op app.
-                r = _x(it, f0) if not b.is_sql else it['rps'] / f0['rps']
+                r = _x_noop(b.name, it, f0)
                 rows.append(['DELETE-absent req/s vs no-op floor', b.label,
                              _ratio(r, it, f0,
                                     None if b.is_sql else ABSENT_MIN),

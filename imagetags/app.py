@@ -45,7 +45,21 @@ def make_map(declarations):
     for path, methods in declarations.items():
         mapper.connect(path, handler_for=methods.get, allow=', '.join(methods),
                        requirements=_REQUIREMENTS)
+    mapper.create_regs()
     return mapper
+
+
+def route(mapper, path, environ):
+    """The match of the first of the mapper's routes that matches path, or
+    None. Each route matches as Routes' ``Mapper.match`` has it match;
+    ``Mapper.match`` first scans a regex of every route (for a long table)
+    and walks its routes by prefix: for this table that doubled the cost
+    of a match (3.8 against 1.8 us; issue 5)."""
+    for candidate in mapper.matchlist:
+        match = candidate.match(path, environ)
+        if match:
+            return match
+    return None
 
 
 class TagsApp:
@@ -80,11 +94,11 @@ class TagsApp:
                 script = environ.get('SCRIPT_NAME', '')
                 if script and head.startswith(script):
                     head = head[len(script):]
-                match = self.mapper.match(head + '/x', environ)
+                match = route(self.mapper, head + '/x', environ)
                 if match is not None:
                     match['tag'] = _unquote(segment)
                     return match
-        return self.mapper.match(environ.get('PATH_INFO', ''), environ)
+        return route(self.mapper, environ.get('PATH_INFO', ''), environ)
 
     def __call__(self, environ, start_response):
         match = self.match(environ)

@@ -6,6 +6,8 @@ in app and filter mode alike.
 from oslo_context import context
 import webob.exc
 
+from imagetags import request_id as it_request_id
+
 ENV_KEY = 'imagetags.context'
 _MAX_REQUEST_ID = 64
 
@@ -20,7 +22,7 @@ def request_id(environ):
     if 0 < len(rid) <= _MAX_REQUEST_ID and rid.isascii() and (
             rid.isprintable() and ' ' not in rid):
         return rid if rid.startswith('req-') else 'req-' + rid
-    return environ.get('openstack.request_id') or context.generate_request_id()
+    return environ.get('openstack.request_id') or it_request_id.generate()
 
 
 class RequestContext(context.RequestContext):

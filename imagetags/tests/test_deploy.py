@@ -77,6 +77,20 @@ class TestRequestId(testtools.TestCase):
             (k.lower(), '<id>' if v == rid else v)
             for k, v in resp.headerlist), seen[0])
 
+    def test_a_new_id_has_oslo_contexts_form(self):
+        """``req-`` and a random version 4 UUID, as oslo.context's
+        ``generate_request_id``: every hex digit drawn, the version and
+        variant bits set."""
+        ids = {request_id.generate() for _ in range(2000)}
+        self.assertEqual(2000, len(ids))
+        for rid in ids:
+            u = uuid.UUID(rid[len('req-'):])
+            self.assertEqual(('req-%s' % u, 4, uuid.RFC_4122),
+                             (rid, u.version, u.variant))
+        self.assertEqual(set('89ab'), {rid[23] for rid in ids})
+        for n in set(range(4, 40)) - {12, 17, 18, 22, 23, 27}:
+            self.assertEqual(16, len({rid[n] for rid in ids}), n)
+
     def test_same_as_oslo_middleware(self):
         class Compat(request_id.RequestId):
             compat_headers = ['X-Compute-Request-Id']

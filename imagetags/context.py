@@ -26,12 +26,11 @@ def request_id(environ):
 
 
 class RequestContext(context.RequestContext):
-    """oslo.context's, whose ``is_admin`` is ``admin_check(ctx)``, called
-    when ``is_admin`` is first read (most requests never need it)."""
+    """oslo.context's, whose ``is_admin`` is ``_admin_check(ctx)`` (set by
+    ``get``), called when ``is_admin`` is first read (most requests never
+    need it)."""
 
-    def __init__(self, *args, admin_check=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._admin_check = admin_check
+    _admin_check = None
 
     def check_is_admin(self):
         return bool(self._admin_check and self._admin_check(self))
@@ -56,8 +55,8 @@ def get(environ, allow_anonymous, admin_check=None):
     rid = request_id(environ)
     if environ.get('HTTP_X_IDENTITY_STATUS') == 'Confirmed':
         ctx = RequestContext.from_environ(environ, request_id=rid,
-                                          is_admin=None,
-                                          admin_check=admin_check)
+                                          is_admin=None)
+        ctx._admin_check = admin_check
         ctx.roles = [r.lower() for r in ctx.roles]
     elif allow_anonymous:
         ctx = RequestContext(request_id=rid, read_only=True, is_admin=False)

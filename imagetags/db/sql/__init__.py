@@ -432,7 +432,7 @@ class _Kept:
     has been out of the pool for ``KEEP`` seconds.
 
     A checkout and checkin (SQLAlchemy's, with oslo.db's listeners) cost a
-    gunicorn worker 50-60 us of CPU per request over HTTP: kept, a SQLite
+    gunicorn server 48-59 us of CPU per request over HTTP: kept, a SQLite
     DELETE of an absent tag cost 0.319 ms instead of 0.378, 16% more
     requests/s (doc/performance.rst). Back in the pool every ``KEEP``
     seconds, a connection gets the pool's recycling and oslo.db's fork

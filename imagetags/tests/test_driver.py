@@ -439,6 +439,27 @@ class SQLOnly:
         self.assertEqual(1, len(self.driver._connections._kept))
         self.assertEqual(['t'], self.tags())
 
+    def test_threads_leave_one_connection_kept_and_none_lost(self):
+        errors = []
+
+        def work(n):
+            try:
+                for _ in range(5):
+                    self.add('t%02d' % n, quota=-1)
+                    self.delete('t%02d' % n)
+            except Exception as e:  # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=work, args=(n,))
+                   for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([], errors)
+        self.assertEqual(1, len(self.driver._connections._kept))
+        self.assertEqual(1, self.engine().pool.checkedout())
+        self.assertEqual([], self.tags())
+
     def test_an_invalidated_connection_is_not_kept(self):
         self.add('t')
         conn, since = self.driver._connections.take()

@@ -39,6 +39,24 @@ def allow(image):
     allow.seen = image
 
 
+def in_threads(count, work):
+    """``work(n)`` for n in range(count), each in a thread of its own, all
+    at once; returns the exceptions they raised."""
+    errors = []
+
+    def run(n):
+        try:
+            work(n)
+        except Exception as e:  # returned
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 class DriverContract:
     backend = None
     options = {}
@@ -229,20 +247,8 @@ class DriverContract:
         self.assertGreater(updated(), t1)
 
     def test_threads_lose_nothing(self):
-        errors = []
-
-        def work(n):
-            try:
-                self.add('t%02d' % n, quota=-1)
-            except Exception as e:  # reported below
-                errors.append(e)
-        threads = [threading.Thread(target=work, args=(n,))
-                   for n in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.assertEqual([], errors)
+        self.assertEqual([], in_threads(
+            16, lambda n: self.add('t%02d' % n, quota=-1)))
         self.assertEqual(sorted('t%02d' % n for n in range(16)),
                          sorted(self.tags()))
 
@@ -440,22 +446,11 @@ class SQLOnly:
         self.assertEqual(['t'], self.tags())
 
     def test_threads_leave_one_connection_kept_and_none_lost(self):
-        errors = []
-
         def work(n):
-            try:
-                for _ in range(5):
-                    self.add('t%02d' % n, quota=-1)
-                    self.delete('t%02d' % n)
-            except Exception as e:  # reported below
-                errors.append(e)
-        threads = [threading.Thread(target=work, args=(n,))
-                   for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.assertEqual([], errors)
+            for _ in range(5):
+                self.add('t%02d' % n, quota=-1)
+                self.delete('t%02d' % n)
+        self.assertEqual([], in_threads(8, work))
         self.assertEqual(1, len(self.driver._connections._kept))
         self.assertEqual(1, self.engine().pool.checkedout())
         self.assertEqual([], self.tags())

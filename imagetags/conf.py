@@ -25,9 +25,10 @@ DEFAULT_OPTS = [
 IMAGETAGS_OPTS = [
     cfg.StrOpt('driver', default='sql',
                help='Database driver, by its name in the "imagetags.driver" '
-                    'entry point group: "sql" (SQLite, MariaDB/MySQL, '
-                    'PostgreSQL through oslo.db) or "memory" (in-process, '
-                    'for development and tests).'),
+                    'entry point group: "sql" (through oslo.db: SQLite; '
+                    'MariaDB/MySQL with PyMySQL or mysqlclient; PostgreSQL '
+                    'with psycopg2) or "memory" (in-process, for '
+                    'development and tests).'),
     cfg.IntOpt('db_retries', default=10, min=0,
                help='How many times a tag change is retried when the '
                     'database reports lock contention (SQLite busy, '

@@ -167,6 +167,23 @@ class TestFactories(testtools.TestCase):
                               oslo_config_file=config.conf_file)
         self.assertIn('nosuch', str(e))
 
+    def test_a_db_api_it_does_not_run_on_fails_at_load(self):
+        # Each failed every request (500 or 503), or a PUT with no quota;
+        # refused before anything is imported or connected.
+        for url in ('mysql+mysqlconnector://u@127.0.0.1/db',
+                    'mariadb+mariadbconnector://u@127.0.0.1/db',
+                    'postgresql+pg8000://u@127.0.0.1/db',
+                    'postgresql+psycopg://u@127.0.0.1/db',
+                    'postgresql+asyncpg://u@127.0.0.1/db',
+                    'sqlite+aiosqlite:///imagetags.sqlite'):
+            config = self.useFixture(it_fixtures.ConfigDir(
+                {'database': {'connection': url}}))
+            e = self.assertRaises(ValueError, deploy.app_factory, {},
+                                  oslo_config_file=config.conf_file)
+            self.assertIn(url.split(':')[0].replace('mariadb+', 'mysql+')
+                          + '://;', str(e))
+            self.assertIn('postgresql+psycopg2://', str(e))
+
     def test_missing_config_file_fails_at_load(self):
         self.assertRaises(Exception, deploy.app_factory, {},
                           oslo_config_file='/nonexistent/imagetags.conf')

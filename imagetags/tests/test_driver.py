@@ -60,13 +60,23 @@ def in_threads(count, work):
 class DriverContract:
     backend = None
     options = {}
+    dbapi = None    # the URL's DB-API driver, if not the fixture's
 
     def setUp(self):
         super().setUp()
         database = self.useFixture(it_fixtures.Database(self.backend))
+        options = database.options
+        if self.dbapi:
+            url = sa.engine.make_url(options['database']['connection'])
+            options = it_fixtures.merge(options, {'database': {
+                'connection': url.set(drivername='%s+%s' % (
+                    self.backend, self.dbapi)).render_as_string(
+                        hide_password=False)}})
         self.conf_dir = self.useFixture(it_fixtures.ConfigDir(
-            it_fixtures.merge(database.options, self.options)))
+            it_fixtures.merge(options, self.options)))
         self.driver = db.load_driver(self.conf_dir.conf())
+        if self.dbapi:
+            self.assertEqual(self.dbapi, self.driver.engine.dialect.driver)
         self.image = 'img-private'
         for visibility in ('private', 'public', 'shared', 'community'):
             self.driver.create_image(
@@ -731,11 +741,13 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
             admin.exec_driver_sql('KILL %d' % dbapi_connection.thread_id())
 
     def test_connection_lost_between_the_first_connects_queries(self):
-        import pymysql.cursors
         self.lose_the_first_connect(
             ['SELECT VERSION()', '_isolation',
-             '@@lower_case_table_names'], pymysql.cursors.Cursor,
-            'cursorclass')
+             '@@lower_case_table_names'], self.cursor_class(), 'cursorclass')
+
+    def cursor_class(self):
+        import pymysql.cursors
+        return pymysql.cursors.Cursor
 
     def test_tags_cut_by_mariadb_are_read_as_rows(self):
         # MariaDB cuts a JSON_ARRAYAGG at group_concat_max_len (1 MB by
@@ -813,6 +825,24 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         self.assertEqual(bool(self.prepares()), bool(self.driver.prepared))
 
 
+class TestMySQLdb(TestMySQL):
+    """mysqlclient (``mysql+mysqldb://``), where it is installed."""
+    dbapi = 'mysqldb'
+
+    def setUp(self):
+        try:
+            import MySQLdb  # noqa: F401
+        except ImportError as e:
+            self.skipTest('mysqlclient is not installed (%s): pip install '
+                          'mysqlclient, which builds against libmariadb-dev '
+                          'or libmysqlclient-dev' % e)
+        super().setUp()
+
+    def cursor_class(self):
+        import MySQLdb.cursors
+        return MySQLdb.cursors.Cursor
+
+
 class TestMySQLUnprepared(TestMySQL):
     options = {'imagetags': {'prepared_statements': False}}
 
@@ -826,6 +856,20 @@ class TestMySQLStatements(TestMySQL):
 class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'postgresql'
     change_cost = (3, 2)    # read, then lock; write and bump
+
+    def test_a_url_without_a_driver_runs_on_psycopg2(self):
+        # SQLAlchemy 2.1 takes postgresql:// as psycopg 3, which imagetags
+        # does not run on (nor install).
+        url = sa.engine.make_url(
+            self.conf_dir.options['database']['connection'])
+        self.driver = db.load_driver(self.useFixture(it_fixtures.ConfigDir(
+            it_fixtures.merge(self.conf_dir.options, {'database': {
+                'connection': url.set(drivername='postgresql')
+                .render_as_string(hide_password=False)}}))).conf())
+        self.addCleanup(self.driver.engine.dispose)
+        self.assertEqual('psycopg2', self.driver.engine.dialect.driver)
+        self.assertTrue(self.add('t', quota=-1))
+        self.assertEqual(['t'], self.tags())
 
     def test_statements_prepared_once_per_connection(self):
         sent = []

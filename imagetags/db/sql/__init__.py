@@ -213,7 +213,7 @@ def _one_trip(dialect, writes):
     the server, which takes one statement at a time). MySQL bumps in a
     statement of its own, on the write's ``ROW_COUNT()`` (MariaDB's block is
     made by the caller, of the write and BUMP). Returns {write: statements},
-    or None elsewhere."""
+    or None for SQLite."""
     lock = (sa.select(_images.c.id)
             .where(_images.c.id == sa.bindparam('image'),
                    _images.c.deleted == _LIVE)
@@ -221,7 +221,7 @@ def _one_trip(dialect, writes):
     if dialect.name == 'mysql':
         bump = BUMP.where(sa.func.row_count() > sa.literal_column('0'))
         return {write: (lock, write, bump) for write in writes}
-    if dialect.name != 'postgresql' or dialect.driver != 'psycopg2':
+    if dialect.name == 'sqlite':
         return None
     trips = {}
     for write in writes:
@@ -246,6 +246,14 @@ _BLOCK = ('BEGIN NOT ATOMIC START TRANSACTION; %s; %s; IF ROW_COUNT() > 0 '
 _RACED = (1644, 'imagetags: raced')
 # MySQL's CLIENT.MULTI_STATEMENTS capability flag (PyMySQL, mysqlclient).
 _MULTI_STATEMENTS = 1 << 16
+# The DB-API drivers that the requests run on, and are tested on: they go
+# to the driver's own cursor, with its parameter style, its query strings
+# of several statements and its transactions. Any other is refused at
+# start-up: mysql-connector, MariaDB's connector (oslo.db gives it an
+# option it does not take) and pg8000 failed every request, psycopg 3
+# (SQLAlchemy casts its parameters) a PUT with no quota.
+DRIVERS = ('sqlite+pysqlite', 'mysql+pymysql', 'mysql+mysqldb',
+           'postgresql+psycopg2')
 # PostgreSQL types of the statements' parameters (the others are strings).
 _PG_TYPES = {'now': 'timestamp', 'limit': 'bigint'}
 
@@ -513,6 +521,23 @@ class SQLDriver(db.Driver):
     def __init__(self, conf):
         super().__init__(conf)
         url = sa.engine.make_url(conf.database.connection)
+        if url.get_backend_name() == 'mariadb':
+            # SQLAlchemy's MySQL dialect serves MariaDB (it tells them apart
+            # itself); the statements here are written for it.
+            url = url.set(drivername='mysql+' + url.get_driver_name())
+        driver = '%s+%s' % (url.get_backend_name(), url.get_driver_name())
+        if driver not in DRIVERS and '+' not in url.drivername:
+            # No driver named, and SQLAlchemy's default is not one of ours
+            # (postgresql:// is psycopg 3 since SQLAlchemy 2.1): ours.
+            driver = next((d for d in DRIVERS if d.startswith(
+                url.get_backend_name() + '+')), driver)
+            url = url.set(drivername=driver)
+        if driver not in DRIVERS:
+            raise ValueError(
+                '[database] connection: imagetags does not run on %s+%s://; '
+                'use %s:// (mariadb+ for mysql+ as well)' % (
+                    url.get_backend_name(), url.get_driver_name(),
+                    ':// or '.join(DRIVERS)))
         if url.get_backend_name() == 'sqlite' and url.database:
             # The embedded default: make its state directory. A busy wait of
             # 1 s (pysqlite's default is 5 s) per attempt keeps the retries
@@ -521,10 +546,6 @@ class SQLDriver(db.Driver):
                         exist_ok=True)
             if 'timeout' not in url.query:
                 url = url.update_query_dict({'timeout': '1'})
-        if url.get_backend_name() == 'mariadb':
-            # SQLAlchemy's MySQL dialect serves MariaDB (it tells them apart
-            # itself); the statements here are written for it.
-            url = url.set(drivername='mysql+' + url.get_driver_name())
         if url.get_backend_name() == 'mysql':
             # The lock and the guarded write go as one query string (every
             # statement here has its values bound by the driver).
@@ -568,11 +589,7 @@ class SQLDriver(db.Driver):
         self._mysql = dialect.name == 'mysql'
         trips = _one_trip(dialect, writes)
         # PostgreSQL: autocommit; the change is a transaction of its own.
-        self._autocommit = trips is not None and not self._mysql
-        # No transaction is left open by a read where reads are autocommit
-        # (PostgreSQL with psycopg2, MySQL, SQLite); with any other DB-API
-        # the read's is rolled back.
-        self._read_ends = self._autocommit or self._mysql or self._sqlite
+        self._autocommit = dialect.name == 'postgresql'
         # MariaDB's changes, each one compound statement (see the module's
         # docstring), and its statements prepared: the server is sent
         # MySQL's until it is known to be MariaDB (_use_mariadb).
@@ -683,8 +700,8 @@ class SQLDriver(db.Driver):
             raise
         if self._mariadb is not None:
             self._use_mariadb()
-        # clean: no transaction open (see _read_ends; MySQL's changes end
-        # with their COMMIT too).
+        # clean: no transaction open (every DB-API in DRIVERS reads in
+        # autocommit; MySQL's changes end with their COMMIT too).
         dbapi, cursor, clean = conn.dbapi_connection, None, False
         try:
             if self._autocommit:
@@ -697,7 +714,7 @@ class SQLDriver(db.Driver):
             self._prepare_on(conn, cursor)
             keys = {'image_id': image_id, 'project': ctx.project_id}
             rows = self._send(cursor, self._read_sql, keys, True)
-            clean = self._read_ends
+            clean = True
             # One image (its id is the key), compared exactly: MySQL's
             # collation folds case.
             image, live = self._read(rows, image_id)

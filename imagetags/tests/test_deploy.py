@@ -183,6 +183,13 @@ class TestFactories(testtools.TestCase):
             self.assertIn(url.split(':')[0].replace('mariadb+', 'mysql+')
                           + '://;', str(e))
             self.assertIn('postgresql+psycopg2://', str(e))
+        # One empty database per connection: the schema is never there.
+        for url in ('sqlite://', 'sqlite:///:memory:'):
+            config = self.useFixture(it_fixtures.ConfigDir(
+                {'database': {'connection': url}}))
+            e = self.assertRaises(ValueError, deploy.app_factory, {},
+                                  oslo_config_file=config.conf_file)
+            self.assertIn('in-memory SQLite', str(e))
 
     def test_missing_config_file_fails_at_load(self):
         self.assertRaises(Exception, deploy.app_factory, {},

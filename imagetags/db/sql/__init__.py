@@ -538,7 +538,13 @@ class SQLDriver(db.Driver):
                 'use %s:// (mariadb+ for mysql+ as well)' % (
                     url.get_backend_name(), url.get_driver_name(),
                     ':// or '.join(DRIVERS)))
-        if url.get_backend_name() == 'sqlite' and url.database:
+        if url.get_backend_name() == 'sqlite' and url.database in (
+                None, '', ':memory:'):
+            raise ValueError(
+                '[database] connection: an in-memory SQLite database is one '
+                'per connection, each empty; use a file (sqlite:///path, then '
+                'imagetags-manage db sync), or [imagetags] driver = memory')
+        if url.get_backend_name() == 'sqlite':
             # The embedded default: make its state directory. A busy wait of
             # 1 s (pysqlite's default is 5 s) per attempt keeps the retries
             # of a locked database well inside a WSGI server's timeout.

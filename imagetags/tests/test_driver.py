@@ -176,7 +176,11 @@ class DriverContract:
         self.delete('a')
         self.assertTrue(self.add('d', quota=3))
         self.assertTrue(self.add('e', quota=-1))
-        self.assertEqual(['b', 'c', 'd', 'e'], self.tags())
+        # A quota past what the databases' integers hold (an IntOpt takes
+        # any) is as good as none.
+        self.assertTrue(self.add('f', quota=2 ** 63))
+        self.assertTrue(self.add('g', quota=10 ** 30))
+        self.assertEqual(['b', 'c', 'd', 'e', 'f', 'g'], self.tags())
 
     def test_visibility(self):
         # (project, admin) -> images it can see, with its member value.

@@ -665,8 +665,10 @@ class SQLDriver(db.Driver):
                                     'contains a NUL character.')
             write = (self._insert if len(live) == count - 1
                      else self._insert_distinct)
-            return write, {'tag': tag,
-                           'limit': quota if quota >= 0 else 2 ** 31}
+            # No quota, or one past what the databases' integers hold: a
+            # limit that no image reaches.
+            return write, {'tag': tag, 'limit': quota if (
+                0 <= quota < 2 ** 31) else 2 ** 31}
         return self._run(ctx, image_id, check, decide)
 
     def delete_tag(self, ctx, image_id, tag, check):

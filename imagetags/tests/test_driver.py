@@ -861,6 +861,33 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'postgresql'
     change_cost = (3, 2)    # read, then lock; write and bump
 
+    def test_a_read_only_database_is_unavailable(self):
+        # A standby, or a primary demoted by a failover: its sessions are
+        # read-only. A change is retried on a new connection, then
+        # Unavailable (503), never a 500; reads still answer.
+        url = sa.engine.make_url(
+            self.conf_dir.options['database']['connection'])
+        self.add('a')
+
+        def read_only(on):
+            with self.engine().connect().execution_options(
+                    isolation_level='AUTOCOMMIT') as conn:
+                conn.exec_driver_sql('SET default_transaction_read_only = off')
+                conn.exec_driver_sql(
+                    'ALTER DATABASE %s SET default_transaction_read_only = '
+                    '%s' % (url.database, on))
+            self.driver._connections.release(close=True)
+            self.engine().dispose()
+        read_only('on')
+        self.addCleanup(read_only, 'off')
+        self.assertRaises(db.Unavailable, self.add, 'b')
+        self.assertRaises(db.Unavailable, self.delete, 'a')
+        self.assertRaises(db.TagNotFound, self.delete, 'b')
+        self.assertFalse(self.add('a'))
+        read_only('off')
+        self.assertTrue(self.add('b'))
+        self.assertEqual(['a', 'b'], self.tags())
+
     def test_a_url_without_a_driver_runs_on_psycopg2(self):
         # SQLAlchemy 2.1 takes postgresql:// as psycopg 3, which imagetags
         # does not run on (nor install).

@@ -379,6 +379,12 @@ _CONTENTION = ('database is locked', 'could not serialize access',
 # connection is dropped and the request retried on a fresh one.
 _UNPREPARED = ('prepared statement "imagetags_',
                'Unknown prepared statement handler (imagetags_')
+# PostgreSQL's read_only_sql_transaction, which psycopg2 calls internal: a
+# standby, or a primary that a failover demoted, cannot take the change
+# now. The connection is dropped (a new one may reach the new primary) and
+# the request retried, then answered 503. (MySQL's read-only errors are
+# operational already.)
+_READ_ONLY = '25006'
 
 
 def statements(query, prepared=None):
@@ -768,7 +774,8 @@ class SQLDriver(db.Driver):
         too): there, only contention is retried."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
-        if isinstance(e, self._unavailable) or (
+        if isinstance(e, self._unavailable) or getattr(
+                e, 'pgcode', None) == _READ_ONLY or (
                 any(text in str(e) for text in _UNPREPARED)):
             if conn is not None and conn.dbapi_connection is not None:
                 conn.invalidate(e)

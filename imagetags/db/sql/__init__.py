@@ -385,6 +385,10 @@ _UNPREPARED = ('prepared statement "imagetags_',
 # the request retried, then answered 503. (MySQL's read-only errors are
 # operational already.)
 _READ_ONLY = '25006'
+# SQLite's result codes for a file that cannot take the change now:
+# SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL (the disk, or max_page_count).
+# The same 503 as a server's read-only or full disk.
+_SQLITE_CANNOT_WRITE = (8, 10, 13)
 
 
 def statements(query, prepared=None):
@@ -771,9 +775,16 @@ class SQLDriver(db.Driver):
         error: down, starting, stopping, connection lost; the pooled
         connection is dropped), or itself (a bug: 500). sqlite3 has no
         server and calls most of its errors operational (a missing table
-        too): there, only contention is retried."""
+        too): there, only contention and a file that cannot take the
+        change are retried."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
+        if (getattr(e, 'sqlite_errorcode', None) or 0) & 0xff in (
+                _SQLITE_CANNOT_WRITE):
+            # Rolled back by _finish; the connection is kept (closed with
+            # its transaction open and a statement not yet finalized, it
+            # would keep the write lock).
+            return db_exc.DBConnectionError(e)
         if isinstance(e, self._unavailable) or getattr(
                 e, 'pgcode', None) == _READ_ONLY or (
                 any(text in str(e) for text in _UNPREPARED)):

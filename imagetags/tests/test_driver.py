@@ -677,26 +677,27 @@ class TestSQLite(SQLOnly, DriverContract, testtools.TestCase):
     def test_a_file_that_cannot_take_a_change_is_unavailable(self):
         # Read-only, or full (the disk; here the file's max_page_count): a
         # change is retried, then Unavailable (503), never a 500, and leaves
-        # no lock behind; reads still answer.
+        # no lock behind; reads still answer. Its connection is dropped (a
+        # file opened read-only stays so): once the file can take changes,
+        # the next one is made.
         self.add('a')
         big = 'b' * 20000       # more than the pages a full file has left
-
-        def on_every_connection(how, pragma):
-            how(self.engine(), 'connect', pragma)
-            self.driver._connections.release(close=True)
-            self.engine().dispose()
         for pragma in ('query_only = 1', 'max_page_count = 1'):
             def on_connect(dbapi_connection, record, pragma=pragma):
                 dbapi_connection.execute('PRAGMA ' + pragma)
-            on_every_connection(sa.event.listen, on_connect)
+            sa.event.listen(self.engine(), 'connect', on_connect)
+            self.driver._connections.release(close=True)
+            self.engine().dispose()
             self.assertRaises(db.Unavailable, self.add, big)
             self.assertRaises(db.TagNotFound, self.delete, big)
             self.assertFalse(self.add('a'))
             if pragma.startswith('query_only'):
                 self.assertRaises(db.Unavailable, self.delete, 'a')
-            on_every_connection(sa.event.remove, on_connect)
+            sa.event.remove(self.engine(), 'connect', on_connect)
+            self.assertTrue(self.add(pragma))
         self.assertTrue(self.add(big))
-        self.assertEqual(['a', big], self.tags())
+        self.assertEqual(['a', 'query_only = 1', 'max_page_count = 1', big],
+                         self.tags())
 
     def test_db_sync_puts_the_file_in_wal_mode(self):
         with self.engine().connect() as conn:

@@ -781,9 +781,13 @@ class SQLDriver(db.Driver):
             return db_exc.DBDeadlock(e)
         if (getattr(e, 'sqlite_errorcode', None) or 0) & 0xff in (
                 _SQLITE_CANNOT_WRITE):
-            # Rolled back by _finish; the connection is kept (closed with
-            # its transaction open and a statement not yet finalized, it
-            # would keep the write lock).
+            # Dropped (a file opened read-only stays so), after its
+            # rollback: closed with its transaction open and a statement
+            # not yet finalized, it would keep the write lock.
+            if conn is not None and conn.dbapi_connection is not None:
+                with contextlib.suppress(self._dbapi_error):
+                    conn.dbapi_connection.rollback()
+                conn.invalidate(e)
             return db_exc.DBConnectionError(e)
         if isinstance(e, self._unavailable) or getattr(
                 e, 'pgcode', None) == _READ_ONLY or (

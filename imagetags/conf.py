@@ -48,7 +48,11 @@ IMAGETAGS_OPTS = [
                      'server connections (such as PgBouncer in transaction '
                      'or statement mode). On MariaDB each '
                      'pooled connection holds 5 of the server\'s '
-                     'max_prepared_stmt_count (16382 by default).'),
+                     'max_prepared_stmt_count (16382 by default, for the '
+                     'connections of every worker: a sync worker uses one, a '
+                     'threaded one up to max_pool_size + max_overflow): past '
+                     'it, a request on a new connection answers 503 and the '
+                     'log names the limit.'),
     cfg.IntOpt('retry_after', default=1, min=0,
                help='Seconds sent in the Retry-After header of a 503 '
                     'answer when the database is unavailable or busy.'),

@@ -2,9 +2,10 @@
 
 ``GlanceDatabase`` makes an empty Glance schema (``glance-manage db_sync``)
 once and hands out copies of it: SQLite files, or PostgreSQL databases made
-from a template. ``GlanceServer`` writes a ``glance-api.conf`` and a paste
-file into a fixtures.TempDir, starts ``gunicorn glance.wsgi.api:application``
-on a socket it bound itself (so the port is free and known before start), waits
+from a template; MariaDB databases are each synced. ``GlanceServer`` writes
+a ``glance-api.conf`` and a paste file into a fixtures.TempDir, starts
+``gunicorn glance.wsgi.api:application`` on a socket it bound itself (so
+the port is free and known before start), waits
 until ``GET /versions`` answers, and always stops the server again.
 
 Identity comes from headers (``X-Identity-Status: Confirmed``, ``X-Roles``,
@@ -28,6 +29,7 @@ import urllib.parse
 import uuid
 
 import fixtures
+import sqlalchemy
 
 STOCK = 'headers'
 IMAGETAGS = 'imagetags'
@@ -119,6 +121,8 @@ flavor = {flavor}
 
 PG_URL_ENV = 'IMAGETAGS_TEST_PG_URL'
 PG_URL_DEFAULT = 'postgresql+psycopg2://postgres@127.0.0.1:5432/test'
+MYSQL_URL_ENV = 'IMAGETAGS_TEST_MYSQL_URL'
+MYSQL_URL_DEFAULT = 'mysql+pymysql://root@127.0.0.1:3306/test'
 
 
 def glance_missing():
@@ -134,19 +138,25 @@ def glance_missing():
 
 def postgresql_missing():
     """Why the PostgreSQL variant cannot run, or None."""
-    url = os.environ.get(PG_URL_ENV, PG_URL_DEFAULT)
+    return _server_missing('PostgreSQL', PG_URL_ENV, PG_URL_DEFAULT, 5432)
+
+
+def mysql_missing():
+    """Why the MariaDB/MySQL variant cannot run, or None."""
+    return _server_missing('MariaDB/MySQL', MYSQL_URL_ENV, MYSQL_URL_DEFAULT,
+                           3306)
+
+
+def _server_missing(name, env, default, port):
+    url = os.environ.get(env, default)
     if not url:
-        return '%s is empty' % PG_URL_ENV
+        return '%s is empty' % env
     parts = urllib.parse.urlsplit(url)
     try:
         socket.create_connection((parts.hostname or '127.0.0.1',
-                                  parts.port or 5432), timeout=2).close()
+                                  parts.port or port), timeout=2).close()
     except OSError as e:
-        return 'no PostgreSQL at %s (%s)' % (url, e)
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        return 'psycopg2 is not installed'
+        return 'no %s at %s (%s)' % (name, url, e)
     return None
 
 
@@ -191,8 +201,9 @@ def db_sync(base, connection):
 class GlanceDatabase(fixtures.Fixture):
     """Copies of one freshly synced Glance schema: ``new()`` -> a URL.
 
-    ``backend`` is ``sqlite`` or ``postgresql``; PostgreSQL databases are
-    named ``it_glance_<random>_*`` and dropped at clean-up.
+    ``backend`` is ``sqlite``, ``postgresql`` or ``mysql``; server
+    databases are named ``it_glance_<random>_*`` and dropped at clean-up
+    (MariaDB's, which has no templates, each synced anew: 3 s).
     """
 
     def __init__(self, backend='sqlite'):
@@ -207,6 +218,8 @@ class GlanceDatabase(fixtures.Fixture):
             self.template = os.path.join(self.base, 'template.sqlite')
             db_sync(os.path.join(self.base, 'sync'),
                     'sqlite:///' + self.template)
+        elif self.backend == 'mysql':
+            self.admin_url = os.environ.get(MYSQL_URL_ENV, MYSQL_URL_DEFAULT)
         else:
             self.admin_url = os.environ.get(PG_URL_ENV, PG_URL_DEFAULT)
             self.template = self.prefix + '_template'
@@ -219,6 +232,13 @@ class GlanceDatabase(fixtures.Fixture):
     def _url(self, name):
         parts = urllib.parse.urlsplit(self.admin_url)
         return urllib.parse.urlunsplit(parts._replace(path='/' + name))
+
+    def _mysql(self, sql):
+        engine = sqlalchemy.create_engine(self.admin_url,
+                                          poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+        engine.dispose()
 
     def _pg(self, sql):
         import psycopg2
@@ -242,6 +262,11 @@ class GlanceDatabase(fixtures.Fixture):
             shutil.copyfile(self.template, path)
             return 'sqlite:///' + path
         name = '%s_%d' % (self.prefix, self.count)
+        if self.backend == 'mysql':
+            self._mysql('CREATE DATABASE %s' % name)
+            self.addCleanup(self._mysql, 'DROP DATABASE IF EXISTS %s' % name)
+            db_sync(os.path.join(self.base, 'sync'), self._url(name))
+            return self._url(name)
         self._pg('CREATE DATABASE %s TEMPLATE %s' % (name, self.template))
         self.addCleanup(self._pg, 'DROP DATABASE IF EXISTS %s WITH (FORCE)'
                         % name)

@@ -291,9 +291,27 @@ class MatrixTest(GlanceTest):
                 self.assertEqual(sorted(self.tags_of(self.stock, image_id)),
                                  sorted(self.tags_of(self.tags, image_id)),
                                  kind)
+        expected = dict(EXPECTED_PUT[caller])
+        if self.BACKEND == 'mysql':
+            stock_log, tags_log = self.exact_ids(images['upper'], stock_log,
+                                                 tags_log)
+            del expected['upper']
         self.assertEqual(stock_log, tags_log)
         put = {entry[0]: entry[4][0] for entry in stock_log if entry[1] == 0}
-        self.assertEqual(EXPECTED_PUT[caller], put)
+        self.assertEqual(expected, put)
+
+    def exact_ids(self, upper, stock_log, tags_log):
+        """Glance on MariaDB finds an image by its id in any case (its
+        collation folds case); imagetags' ids are exact, as Glance's are on
+        the other databases (glance-behaviour.md section 2, row 6): where
+        the answers differ, imagetags' is 404. The logs without them."""
+        for entry in tags_log:
+            if entry[0] == 'upper' and entry not in stock_log:
+                self.assertEqual(404, entry[4][0], entry)
+                self.assertIn(('Image %s not found.' % upper).encode(),
+                              entry[4][-1], entry)
+        return ([e for e in stock_log if e[0] != 'upper'],
+                [e for e in tags_log if e[0] != 'upper'])
 
 
 def _matrix_test(caller):
@@ -606,6 +624,20 @@ class FilterTest(GlanceTest):
             self.assertEqual(sorted(['a' * 255, 'v21', 'tag1']),
                              sorted(self.tags_of(srv, image_id)))
 
+    def test_case_and_trailing_spaces_count_on_mariadb(self):
+        # Glance's utf8_general_ci column matches Tag1 for tag1 and for
+        # 'tag1 ' (LP #1534052); imagetags compares tags as bytes.
+        if self.BACKEND != 'mysql':
+            self.skipTest('MariaDB/MySQL only')
+        image_id = self.create(tags=())
+        for form in ('tag1', 'Tag1', 'tag1%20'):
+            self.same('PUT', self.path(image_id, form), OWNER_M, status=204)
+        stock, tags = self.both('DELETE', self.path(image_id, 'Tag1'),
+                                OWNER_M)
+        self.assertEqual((500, 204), (stock.status, tags.status))
+        self.assertEqual(['tag1', 'tag1 '],
+                         sorted(self.tags_of(self.tags, image_id)))
+
     def test_tag_forms_round_trip_as_glance(self):
         image_id = self.create(tags=())
         forms = ['tag1', 'TAG1', 'my%20tag', '%20tag%20', '%20', 'a+b',
@@ -665,3 +697,17 @@ class PostgreSQLMatrixTest(MatrixTest):
 class PostgreSQLFilterTest(FilterTest):
     BACKEND = 'postgresql'
     missing = staticmethod(_postgresql_missing)
+
+
+def _mysql_missing():
+    return server.glance_missing() or server.mysql_missing()
+
+
+class MariaDBMatrixTest(MatrixTest):
+    BACKEND = 'mysql'
+    missing = staticmethod(_mysql_missing)
+
+
+class MariaDBFilterTest(FilterTest):
+    BACKEND = 'mysql'
+    missing = staticmethod(_mysql_missing)

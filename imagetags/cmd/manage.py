@@ -14,6 +14,8 @@ import json
 import sys
 import uuid
 
+from oslo_db import exception as db_exc
+
 from imagetags import conf as it_conf
 from imagetags.db import sql
 from imagetags.db.sql import migration
@@ -32,7 +34,7 @@ def main(argv=None):
     create.add_argument('--owner', required=True)
     create.add_argument('--visibility', default='shared',
                         choices=['private', 'public', 'shared', 'community'])
-    create.add_argument('--id', default=None)
+    create.add_argument('--id', default=None, type=_image_id)
     create.add_argument('--name', default=None)
     create.add_argument('--status', default='active')
     create.add_argument('--member', action='append', default=[],
@@ -57,8 +59,11 @@ def main(argv=None):
         image_id = args.id or str(uuid.uuid4())
         members = [(m.partition(':')[0], m.partition(':')[2] or 'accepted')
                    for m in args.member]
-        driver.create_image(image_id, args.owner, args.visibility,
-                            args.status, args.name, members=members)
+        try:
+            driver.create_image(image_id, args.owner, args.visibility,
+                                args.status, args.name, members=members)
+        except db_exc.DBDuplicateEntry:
+            sys.exit('Image %s exists' % image_id)
         print(image_id)
     elif args.action == 'show':
         image = driver.show_image(args.id)
@@ -68,3 +73,10 @@ def main(argv=None):
     else:
         driver.delete_image(args.id)
     return 0
+
+
+def _image_id(value):
+    """Glance's ``images.id``: at most 36 characters."""
+    if not 0 < len(value) <= 36:
+        raise argparse.ArgumentTypeError('an image id has 1 to 36 characters')
+    return value

@@ -329,6 +329,14 @@ class TestCommands(testtools.TestCase):
         self.assertEqual(('p1', 'shared', 'n', []), (
             shown['owner'], shown['visibility'], shown['name'],
             shown['tags']))
+        e = self.assertRaises(subprocess.CalledProcessError, self.manage,
+                              'image', 'create', '--owner', 'p1', '--id',
+                              image)
+        self.assertEqual('Image %s exists\n' % image, e.stderr)
+        e = self.assertRaises(subprocess.CalledProcessError, self.manage,
+                              'image', 'create', '--owner', 'p1', '--id',
+                              'x' * 37)
+        self.assertIn('1 to 36 characters', e.stderr)
         self.manage('image', 'delete', image)
         e = self.assertRaises(subprocess.CalledProcessError, self.manage,
                               'image', 'show', image)

@@ -49,8 +49,9 @@ the driver's own cursor of a pooled connection. Round trips:
   before the write lock is taken (a read transaction cannot take the write
   lock once another writer has committed).
 
-Lock contention and lost connections are retried as a whole; past the
-retries the request answers 503.
+Lock contention, lost connections and a database that cannot take the
+change now (read-only, full) are retried as a whole; past the retries the
+request answers 503.
 """
 import contextlib
 import datetime
@@ -779,7 +780,7 @@ class SQLDriver(db.Driver):
         change are retried."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
-        if (getattr(e, 'sqlite_errorcode', None) or 0) & 0xff in (
+        if ((getattr(e, 'sqlite_errorcode', None) or 0) & 0xff) in (
                 _SQLITE_CANNOT_WRITE):
             # Dropped (a file opened read-only stays so), after its
             # rollback: closed with its transaction open and a statement

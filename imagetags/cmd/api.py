@@ -2,7 +2,8 @@
 
 Serves the ``noauth`` pipeline of ``etc/imagetags/api-paste.ini`` by
 default, on the embedded SQLite database, whose schema it creates on start.
-For production use a WSGI server with ``imagetags.wsgi:application``.
+For production use a WSGI server with ``imagetags.wsgi:application`` (uwsgi:
+``imagetags.wsgi.api:application``).
 """
 import argparse
 import os

@@ -174,14 +174,10 @@ class Gunicorn(fixtures.Fixture):
         self.url = 'http://127.0.0.1:%d' % port
         env = dict(os.environ, IMAGETAGS_CONFIG_DIR=self.config_dir.path,
                    IMAGETAGS_PIPELINE=self.pipeline)
-        self.log = os.path.join(self.config_dir.path, 'gunicorn.log')
+        self.log = os.path.join(self.config_dir.path, 'server.log')
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'gunicorn', '--bind', '127.0.0.1:%d' % port,
-             '--workers', str(self.workers), '--error-logfile', self.log,
-             # The workers' stderr too: imagetags logs there (a 500's
-             # traceback).
-             '--capture-output', *self.extra_args, self.app],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.argv(port), env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         self.addCleanup(self._stop)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -193,6 +189,14 @@ class Gunicorn(fixtures.Fixture):
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError('gunicorn did not start: %s' % self._log_text())
+
+    def argv(self, port):
+        return [sys.executable, '-m', 'gunicorn', '--bind',
+                '127.0.0.1:%d' % port, '--workers', str(self.workers),
+                '--error-logfile', self.log,
+                # The workers' stderr too: imagetags logs there (a 500's
+                # traceback).
+                '--capture-output', *self.extra_args, self.app]
 
     def _log_text(self):
         """The log's end, after the first 500's traceback if there is one
@@ -213,6 +217,26 @@ class Gunicorn(fixtures.Fixture):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+class Uwsgi(Gunicorn):
+    """uwsgi's HTTP router and ``workers`` workers serving ``app`` (a
+    ``module:name``) from a ConfigDir on 127.0.0.1; skips the test where
+    uwsgi is not installed."""
+
+    def __init__(self, config_dir, pipeline='noauth', workers=2,
+                 app='imagetags.wsgi.api:application'):
+        super().__init__(config_dir, pipeline, workers, app)
+
+    def argv(self, port):
+        uwsgi = os.path.join(os.path.dirname(sys.executable), 'uwsgi')
+        if not os.path.exists(uwsgi):
+            raise testtools.TestCase.skipException(
+                'uwsgi is not installed: pip install uwsgi (it builds with '
+                'a C compiler and the Python headers)')
+        return [uwsgi, '--http', '127.0.0.1:%d' % port, '--module', self.app,
+                '--virtualenv', sys.prefix, '--master', '--die-on-term',
+                '--processes', str(self.workers), '--logto', self.log]
 
 
 def tags_app(app):

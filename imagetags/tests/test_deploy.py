@@ -15,6 +15,7 @@ import webob
 from oslo_middleware import request_id as oslo_request_id
 
 from imagetags import conf as it_conf
+from imagetags import db
 from imagetags import deploy
 from imagetags import policy
 from imagetags import request_id
@@ -56,6 +57,30 @@ class TestEntryPoints(testtools.TestCase):
                 'imagetags').entry_points
             if e.group == 'paste.filter_factory' and e.name == 'request_id'
         ).load().__self__)
+
+
+class TestWSGIServers(testtools.TestCase):
+    def test_uwsgi_serves_imagetags_wsgi_api(self):
+        # uwsgi looks ``application`` up in the module's namespace, where
+        # imagetags.wsgi builds it only when asked (gunicorn asks):
+        # imagetags.wsgi.api holds it. The raw URI is REQUEST_URI here.
+        database = self.useFixture(it_fixtures.Database('sqlite'))
+        config = self.useFixture(it_fixtures.ConfigDir(database.options))
+        server = self.useFixture(it_fixtures.Uwsgi(config))
+        driver = db.load_driver(config.conf())
+        image = it_fixtures.new_image(driver)
+        statuses = []
+        for method, tag in [('PUT', 'a%2Fb'), ('PUT', 'caf%C3%A9'),
+                            ('DELETE', 'caf%C3%A9'), ('DELETE', 'caf%C3%A9'),
+                            ('PUT', '%F0%9F%98%80')]:
+            conn = http.client.HTTPConnection(
+                *server.url[len('http://'):].split(':'), timeout=10)
+            conn.request(method, '/v2/images/%s/tags/%s' % (image, tag),
+                         headers={'X-Auth-Token': 'u:p-owner:member,reader'})
+            statuses.append(conn.getresponse().status)
+            conn.close()
+        self.assertEqual([204, 204, 204, 404, 400], statuses)
+        self.assertEqual(['a/b'], driver.show_image(image)['tags'])
 
 
 class TestRequestId(testtools.TestCase):

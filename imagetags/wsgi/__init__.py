@@ -1,4 +1,7 @@
-"""WSGI entry point for uwsgi, gunicorn, mod_wsgi: imagetags.wsgi:application.
+"""WSGI entry points: ``imagetags.wsgi:application``, built on first use
+(gunicorn; a mod_wsgi script's ``from imagetags.wsgi import application``),
+and ``imagetags.wsgi.api:application``, built when that module is imported
+(uwsgi, which looks the name up in the module's namespace).
 
 The configuration directory is ``$IMAGETAGS_CONFIG_DIR`` (default
 ``/etc/imagetags``): ``api-paste.ini`` there, and ``imagetags.conf`` if it

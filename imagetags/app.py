@@ -65,11 +65,13 @@ def route(mapper, path, environ):
 class TagsApp:
     """The tag API. With ``next_app`` it is a filter: other paths pass on."""
 
-    def __init__(self, conf, enforcer, driver, next_app=None):
+    def __init__(self, conf, enforcer, driver, next_app=None, notify=None):
         self.conf = conf
         self.enforcer = enforcer
         self.driver = driver
         self.next_app = next_app
+        # notify(image, properties) after a change, or None (notifier.make)
+        self.notify = notify
         self.mapper = make_map(ROUTES)
         # Rendered error answers: webob renders one (by Accept) in ~60 us.
         self.errors = {}

@@ -16,6 +16,14 @@ DEFAULT_OPTS = [
                 help='Give requests without a confirmed identity a read-only '
                      'anonymous context (so tag changes answer 403) instead '
                      'of answering 401. Same option as in Glance.'),
+    cfg.StrOpt('default_publisher_id', default='image.localhost',
+               help='Publisher id of the image.update notification sent '
+                    'for each tag change (with [oslo_messaging_notifications] '
+                    'driver set). Same option as in Glance.'),
+    cfg.ListOpt('disabled_notifications', default=[],
+                help='Notifications not to send: image.update, or the image '
+                     'group, turns off the one a tag change sends. Same '
+                     'option as in Glance.'),
     cfg.StrOpt('state_path', default='/var/lib/imagetags',
                help='Directory for the embedded SQLite database: the default '
                     '[database] connection is '

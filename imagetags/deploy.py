@@ -13,6 +13,7 @@ from imagetags import app
 from imagetags import conf as it_conf
 from imagetags import context
 from imagetags import db
+from imagetags import notifier
 from imagetags import policy
 
 VERSIONS = ['v2.%d' % n for n in range(18, -1, -1)]
@@ -28,7 +29,7 @@ def load_conf(global_conf, local_conf):
 
 def build(conf, next_app=None):
     return app.TagsApp(conf, policy.make_enforcer(conf),
-                       db.load_driver(conf), next_app)
+                       db.load_driver(conf), next_app, notifier.make(conf))
 
 
 def app_factory(global_conf, **local_conf):

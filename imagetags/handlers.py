@@ -1,10 +1,14 @@
 """The two tag handlers. Checks run in Glance's order (contract section 2)."""
 import functools
+import logging
 import pprint
 
 import webob.exc
 
+from imagetags import notifier
 from imagetags import policy
+
+LOG = logging.getLogger(__name__)
 
 MAX_TAG_LENGTH = 255
 
@@ -15,14 +19,26 @@ def add_tag(app, ctx, image_id, tag):
     _writable(ctx)
     check = functools.partial(policy.authorize, app.enforcer, ctx,
                               policy.ADD_TAG, tag=tag)
-    app.driver.add_tag(ctx, image_id, tag, app.conf.image_tag_quota, check)
+    _changed(app, app.driver.add_tag(ctx, image_id, tag,
+                                     app.conf.image_tag_quota, check))
 
 
 def delete_tag(app, ctx, image_id, tag):
     _writable(ctx)
     check = functools.partial(policy.authorize, app.enforcer, ctx,
                               policy.DELETE_TAG, tag=tag)
-    app.driver.delete_tag(ctx, image_id, tag, check)
+    _changed(app, app.driver.delete_tag(ctx, image_id, tag, check))
+
+
+def _changed(app, image):
+    """After a change (``image``: as it left it), its notification where one
+    is sent. The change is made: a notification that fails is logged."""
+    if image and app.notify is not None:
+        try:
+            app.notify(image, app.driver.image_properties(image['id']))
+        except Exception:
+            LOG.exception('%s of image %s not sent', notifier.EVENT,
+                          image['id'])
 
 
 def _writable(ctx):

@@ -54,7 +54,9 @@ class Driver:
         self.conf = conf
 
     def add_tag(self, ctx, image_id, tag, quota, check):
-        """Add ``tag``; return False (and change nothing) if already there.
+        """Add ``tag``; return the image as the change left it (its dict,
+        with ``tags``, its live tags, and the ``updated_at`` it was given),
+        or False (and change nothing) if the tag is already there.
 
         ``quota`` is the most live tags the image may end with (negative: no
         limit); it applies only when the tag is new, and is never exceeded
@@ -64,7 +66,13 @@ class Driver:
         raise NotImplementedError
 
     def delete_tag(self, ctx, image_id, tag, check):
-        """Remove every live copy of ``tag``, or raise ``TagNotFound``."""
+        """Remove every live copy of ``tag`` and return the image as the
+        change left it (as ``add_tag``), or raise ``TagNotFound``."""
+        raise NotImplementedError
+
+    def image_properties(self, image_id):
+        """The image's extra properties (Glance's ``image_properties``),
+        {} where the database keeps none: for its notification."""
         raise NotImplementedError
 
     def show_image(self, image_id):

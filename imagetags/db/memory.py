@@ -23,7 +23,12 @@ class MemoryDriver(db.Driver):
         return self._tags[image_id]
 
     def _touch(self, image_id):
+        """The change's ``updated_at``; the image as it left it."""
         self._images[image_id]['updated_at'] = _now()
+        return dict(self._images[image_id], tags=list(self._tags[image_id]))
+
+    def image_properties(self, image_id):
+        return {}
 
     def add_tag(self, ctx, image_id, tag, quota, check):
         with self._lock:
@@ -33,8 +38,7 @@ class MemoryDriver(db.Driver):
             if 0 <= quota < len(tags) + 1:
                 raise db.TagLimitExceeded(len(tags) + 1, quota)
             tags.append(tag)
-            self._touch(image_id)
-            return True
+            return self._touch(image_id)
 
     def delete_tag(self, ctx, image_id, tag, check):
         with self._lock:
@@ -42,7 +46,7 @@ class MemoryDriver(db.Driver):
             if tag not in tags:
                 raise db.TagNotFound(tag)
             tags.remove(tag)
-            self._touch(image_id)
+            return self._touch(image_id)
 
     def show_image(self, image_id):
         with self._lock:

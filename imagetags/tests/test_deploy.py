@@ -276,8 +276,8 @@ class TestGeneratedSamples(testtools.TestCase):
             sample = f.read()
         for group, opts in it_conf.list_opts():
             for opt in opts:
-                self.assertIn('#%s = ' % opt.name, text)
-                self.assertIn('#%s = ' % opt.name, sample)
+                self.assertIn('#%s =' % opt.name, text)
+                self.assertIn('#%s =' % opt.name, sample)
                 self.assertTrue(opt.help)
         self.assertIn('[imagetags]', sample)
         self.assertIn('[database]', sample)

@@ -454,7 +454,7 @@ class SQLOnly:
         self.useFixture(fixtures.MockPatchObject(
             self.driver._connections, 'KEEP', 0.05))
         time.sleep(0.1)
-        self.assertIsNone(self.delete('u'))
+        self.assertTrue(self.delete('u'))
         self.assertEqual([1], checkouts)
         self.assertEqual(1, len(self.driver._connections._kept))
         self.assertEqual(['t'], self.tags())

@@ -96,6 +96,14 @@ READ = (sa.select(*_IMAGE_COLUMNS, _tags.c.id.label('tag_id'),
                   _tags.c.value.label('tag'))
         .select_from(_images.outerjoin(_tags, _ITS_LIVE_TAGS))
         .where(_THE_IMAGE))
+# Glance's extra properties of an image (a table imagetags' own databases do
+# not have), for its notification.
+_PROPERTIES = sa.table('image_properties', sa.column('image_id'),
+                       sa.column('name'), sa.column('value'),
+                       sa.column('deleted', sa.Boolean))
+PROPERTIES = sa.select(_PROPERTIES.c.name, _PROPERTIES.c.value).where(
+    _PROPERTIES.c.image_id == sa.bindparam('image_id'),
+    _PROPERTIES.c.deleted == _LIVE)
 # The caller's live membership. Asked apart, and only when it matters: as a
 # subquery of the read it cost MariaDB a third of the read (70 of 190 us).
 # Written ``deleted != true``: without statistics SQLite would rather use
@@ -580,6 +588,7 @@ class SQLDriver(db.Driver):
         self._connections = _Kept(self.engine)
         weakref.finalize(self, self._connections.release).atexit = False
         self._no_nul = self.engine.dialect.name == 'postgresql'
+        self._has_properties = None     # a Glance database's
         self._insert, self._insert_distinct, self._soft_delete = _writes(
             self.engine.dialect.name)
         writes = {self._insert: 'add', self._insert_distinct: 'add_distinct',
@@ -679,15 +688,26 @@ class SQLDriver(db.Driver):
             # No quota, or one past what the databases' integers hold: a
             # limit that no image reaches.
             return write, {'tag': tag, 'limit': quota if (
-                0 <= quota < 2 ** 31) else 2 ** 31}
+                0 <= quota < 2 ** 31) else 2 ** 31}, [*dict.fromkeys(live),
+                                                      tag]
         return self._run(ctx, image_id, check, decide)
 
     def delete_tag(self, ctx, image_id, tag, check):
         def decide(live):
             if tag not in live:
                 raise db.TagNotFound(tag)
-            return self._soft_delete, {'tag': tag}
-        self._run(ctx, image_id, check, decide)
+            return self._soft_delete, {'tag': tag}, [
+                t for t in dict.fromkeys(live) if t != tag]
+        return self._run(ctx, image_id, check, decide)
+
+    def image_properties(self, image_id):
+        if self._has_properties is None:
+            self._has_properties = sa.inspect(self.engine).has_table(
+                'image_properties')
+        if not self._has_properties:
+            return {}
+        with self.engine.connect() as conn:
+            return dict(conn.execute(PROPERTIES, {'image_id': image_id}).all())
 
     def _run(self, ctx, image_id, check, decide):
         try:
@@ -744,9 +764,10 @@ class SQLDriver(db.Driver):
                 raise db.ImageNotFound(image_id)
             check(db.visible(image, ctx, lambda: bool(self._send(
                 cursor, self._member_sql, keys, True)[0][0])))
-            write, values = decide(live)
+            write, values, tags = decide(live)
+            now = _now()
             values = dict(values, image=image_id, image_id=image_id,
-                          now=self._bind_now(_now()))
+                          now=self._bind_now(now))
             clean = False
             if self._one_trip:
                 changed = self._send_change(cursor, write, values)
@@ -764,7 +785,7 @@ class SQLDriver(db.Driver):
             if not clean:
                 self._end(dbapi, 'COMMIT')
                 clean = True
-            return True
+            return dict(image, tags=tags, updated_at=now)
         except self._dbapi_error as e:
             raise self._failed(e, conn) from e
         finally:

@@ -178,13 +178,15 @@ def _run(argv, **kwargs):
     return proc.stdout
 
 
-def _write_conf(base, connection, flavor=STOCK, quota=128, anonymous=False):
+def _write_conf(base, connection, flavor=STOCK, quota=128, anonymous=False,
+                extra=''):
+    """``extra``: more of glance-api.conf, appended."""
     for sub in ('locks', 'images', 'staging', 'tasks'):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
     with open(os.path.join(base, 'glance-api.conf'), 'w') as f:
         f.write(GLANCE_CONF.format(base=base, connection=connection,
                                    flavor=flavor, quota=quota,
-                                   anonymous=str(anonymous).lower()))
+                                   anonymous=str(anonymous).lower()) + extra)
     with open(os.path.join(base, 'glance-api-paste.ini'), 'w') as f:
         f.write(PASTE_INI.format(base=base, stock=STOCK,
                                  imagetags=IMAGETAGS))
@@ -283,8 +285,9 @@ class GlanceServer(fixtures.Fixture):
     START_TIMEOUT = 90
 
     def __init__(self, connection, flavor=STOCK, quota=128, anonymous=False,
-                 workers=1, wait=True):
+                 workers=1, wait=True, extra_conf=''):
         super().__init__()
+        self.extra_conf = extra_conf
         self.connection = connection
         self.flavor = flavor
         self.quota = quota
@@ -295,7 +298,7 @@ class GlanceServer(fixtures.Fixture):
     def _setUp(self):
         self.base = self.useFixture(fixtures.TempDir()).path
         _write_conf(self.base, self.connection, self.flavor, self.quota,
-                    self.anonymous)
+                    self.anonymous, self.extra_conf)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(sock.close)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -15,13 +15,17 @@ same ids on both, and compares the answers:
    at once;
 3. every other call is answered as the stock Glance answers it;
 4. the caller x image matrix (glance-behaviour.md section 2) gives the same
-   statuses, headers and bodies.
+   statuses, headers and bodies;
+5. with notifications on (RabbitMQ), a tag change sends the image.update
+   that Glance's own sends.
 
 The tests skip (with the reason) when Glance is not installed, so that the
 plain unit test run passes; ``tox -e glance`` installs it.
 """
 from concurrent import futures
 import json
+import os
+import socket
 import time
 import urllib.parse
 import uuid
@@ -112,17 +116,21 @@ class GlancePair(fixtures.Fixture):
     """A stock Glance and a Glance with the imagetags filter, on copies of
     one freshly synced database of the given backend."""
 
-    def __init__(self, backend, anonymous=False):
+    def __init__(self, backend, anonymous=False, notify=None):
         super().__init__()
         self.backend = backend
         self.anonymous = anonymous
+        self.notify = notify    # (stock's, tags') glance-api.conf extra
 
     def _setUp(self):
         db = self.useFixture(server.GlanceDatabase(self.backend))
+        stock, tags = self.notify or ('', '')
         self.stock = self.useFixture(server.GlanceServer(
-            db.new(), server.STOCK, QUOTA, self.anonymous, wait=False))
+            db.new(), server.STOCK, QUOTA, self.anonymous, wait=False,
+            extra_conf=stock))
         self.tags = self.useFixture(server.GlanceServer(
-            db.new(), server.IMAGETAGS, QUOTA, self.anonymous, wait=False))
+            db.new(), server.IMAGETAGS, QUOTA, self.anonymous, wait=False,
+            extra_conf=tags))
         # Both start at once, and both are asked to stop before either is
         # waited for.
         self.addCleanup(self.tags.stop_soon)
@@ -162,6 +170,7 @@ class GlanceTest(testtools.TestCase):
 
     BACKEND = 'sqlite'
     ANONYMOUS = False
+    NOTIFY = None       # GlancePair's notify
     pair = None
     skip_reason = None
 
@@ -174,7 +183,7 @@ class GlanceTest(testtools.TestCase):
         super().setUpClass()
         cls.skip_reason = cls.missing()
         if cls.skip_reason is None:
-            pair = GlancePair(cls.BACKEND, cls.ANONYMOUS)
+            pair = GlancePair(cls.BACKEND, cls.ANONYMOUS, cls.NOTIFY)
             pair.setUp()
             cls.pair = pair
             cls.pool = futures.ThreadPoolExecutor(1)
@@ -225,7 +234,8 @@ class GlanceTest(testtools.TestCase):
             self.assertEqual(status, stock.status, '%s %s' % (method, path))
         return stock, tags
 
-    def create(self, kind='private', tags=('pre',), image_id=None):
+    def create(self, kind='private', tags=('pre',), image_id=None,
+               **properties):
         """An image of the given kind, owned by OWNER, on both servers,
         created through Glance's API with the same id; returns the id as
         it is to be used in URLs."""
@@ -239,7 +249,7 @@ class GlanceTest(testtools.TestCase):
         self.same('POST', '/v2/images', ADMIN, body={
             'id': image_id, 'name': 'img-%s' % kind, 'owner': OWNER,
             'visibility': vis, 'tags': list(tags), 'disk_format': 'raw',
-            'container_format': 'bare'}, status=201)
+            'container_format': 'bare', **properties}, status=201)
         path = '/v2/images/' + image_id
         if kind == 'shared':
             for project in (ACC, PEND):
@@ -683,6 +693,88 @@ class AnonymousTest(GlanceTest):
         for image_id in images[:2]:
             for srv in self.servers:
                 self.assertEqual(['pre'], self.tags_of(srv, image_id))
+
+
+RABBIT = os.environ.get('IMAGETAGS_TEST_RABBIT_URL',
+                        'rabbit://guest:guest@127.0.0.1:5672/')
+TOPICS = ['imagetags_glance_%s_%s' % (name, uuid.uuid4().hex[:8])
+          for name in ('stock', 'tags')]
+
+
+def _rabbit_missing():
+    parts = urllib.parse.urlsplit(RABBIT)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 5672),
+                                 timeout=2).close()
+    except OSError as e:
+        return 'no RabbitMQ at %s (%s)' % (RABBIT, e)
+    return server.glance_missing()
+
+
+class NotificationTest(GlanceTest):
+    """Both Glances send notifications (RabbitMQ, a topic each): a tag
+    change made by imagetags sends the image.update that Glance's own
+    sends, with the same payload."""
+
+    NOTIFY = tuple(
+        '\n[oslo_messaging_notifications]\ndriver = messagingv2\n'
+        'topics = %s\ntransport_url = %s\n' % (topic, RABBIT)
+        for topic in TOPICS)
+    missing = staticmethod(_rabbit_missing)
+
+    def updates(self, topic):
+        """The image.update payloads sent on topic since the last look."""
+        import kombu
+        found = []
+        with kombu.Connection(RABBIT.replace('rabbit://', 'amqp://')) as c:
+            with c.channel() as channel:
+                while True:
+                    message = channel.basic_get(topic + '.info', no_ack=True)
+                    if message is None:
+                        return found
+                    message = json.loads(json.loads(message.body)[
+                        'oslo.message'])
+                    if message['event_type'] == 'image.update':
+                        found.append(message['payload'])
+
+    @classmethod
+    def tearDownClass(cls):
+        import kombu
+        with kombu.Connection(RABBIT.replace('rabbit://', 'amqp://')) as c:
+            with c.channel() as channel:
+                for topic in TOPICS:
+                    channel.queue_delete(topic + '.info')
+        super().tearDownClass()
+
+    def test_image_update_as_glances(self):
+        # Its extra properties too (Glance's image_properties).
+        image_id = self.create(tags=('pre',), os_distro='debian',
+                               hw_cpu_cores='2')
+        path = '/v2/images/%s/tags/' % image_id
+        for topic in TOPICS:
+            self.updates(topic)     # what the creation sent
+        for method, tag in (('PUT', 'new'), ('DELETE', 'pre')):
+            self.same(method, path + tag, OWNER_M, status=204)
+            stock, tags = (self.updates(topic) for topic in TOPICS)
+            self.assertEqual(1, len(stock), stock)
+            self.assertEqual(
+                [_masked(p) for p in stock], [_masked(p) for p in tags])
+        self.assertEqual((['new'], {'os_distro': 'debian',
+                                    'hw_cpu_cores': '2'}),
+                         (tags[0]['tags'], tags[0]['properties']))
+        # A no-op PUT: Glance sends one, imagetags (which writes nothing)
+        # none.
+        self.same('PUT', path + 'new', OWNER_M, status=204)
+        self.assertEqual((1, 0), tuple(len(self.updates(t)) for t in TOPICS))
+
+
+def _masked(payload):
+    """A payload with its tags sorted and its timestamps checked for their
+    form (oslo.utils' isotime), then masked."""
+    for key in ('created_at', 'updated_at'):
+        time.strptime(payload[key], '%Y-%m-%dT%H:%M:%SZ')
+    return dict(payload, tags=sorted(payload['tags']), created_at='T',
+                updated_at='T')
 
 
 def _postgresql_missing():

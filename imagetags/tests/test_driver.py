@@ -164,6 +164,20 @@ class DriverContract:
             self.assertEqual(['a\x00b'], self.tags())
             self.delete('a\x00b')
 
+    def test_a_change_returns_the_image_as_it_left_it(self):
+        # For its notification: the live tags after it, and the updated_at
+        # it wrote (MySQL keeps whole seconds of it).
+        self.add('a')
+        image = self.add('b')
+        stored = self.driver.show_image(self.image)
+        self.assertEqual((self.image, OWNER, ['a', 'b']), (
+            image['id'], image['owner'], sorted(image['tags'])))
+        self.assertLess(abs(image['updated_at'] - stored['updated_at']),
+                        datetime.timedelta(seconds=1))
+        image = self.delete('a')
+        self.assertEqual(['b'], image['tags'])
+        self.assertEqual(stored['created_at'], image['created_at'])
+
     def test_quota(self):
         for tag in ('a', 'b', 'c'):
             self.assertTrue(self.add(tag, quota=3))

@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import socket
+import time
 import urllib.parse
 import uuid
 
@@ -58,21 +59,31 @@ class TestNotifications(testtools.TestCase):
         app = config.loadapp('noauth')
         return app, it_fixtures.tags_app(app).driver
 
-    def messages(self):
-        """The notifications published so far (oslo.messaging's v2
-        envelope opened), oldest first."""
-        found = []
-        with self.broker.channel() as channel:
-            while True:
+    def messages(self, expected):
+        """The notifications published (oslo.messaging's v2 envelope
+        opened), oldest first: the broker routes them after the request
+        has been answered, so the queue is read until ``expected`` have
+        come (5 s at most), then 0.5 s more for any beyond."""
+        found, deadline, done = [], time.monotonic() + 5, None
+        while True:
+            with self.broker.channel() as channel:
                 try:
                     message = channel.basic_get(self.topic + '.info',
                                                 no_ack=True)
                 except Exception:   # no such queue: nothing published
-                    return found
-                if message is None:
-                    return found
+                    message = None
+            now = time.monotonic()
+            if message is not None:
                 found.append(json.loads(json.loads(message.body)[
                     'oslo.message']))
+                continue
+            if len(found) >= expected:
+                done = done or now + 0.5
+                if now > done:
+                    return found
+            elif now > deadline:
+                return found
+            time.sleep(0.05)
 
     def call(self, app, method, image, tag):
         return webob.Request.blank(
@@ -86,7 +97,7 @@ class TestNotifications(testtools.TestCase):
                                     ('PUT', 'b', 204), ('DELETE', 'a', 204),
                                     ('DELETE', 'a', 404)]:
             self.assertEqual(status, self.call(app, method, image, tag))
-        sent = self.messages()
+        sent = self.messages(3)
         # The no-op PUT and the 404 send nothing (Glance: the no-op too).
         self.assertEqual([['a'], ['a', 'b'], ['b']],
                          [sorted(m['payload']['tags']) for m in sent])
@@ -117,7 +128,7 @@ class TestNotifications(testtools.TestCase):
             self.assertIsNone(it_fixtures.tags_app(app).notify, options)
             image = it_fixtures.new_image(driver)
             self.assertEqual(204, self.call(app, 'PUT', image, 't'))
-        self.assertEqual([], self.messages())
+        self.assertEqual([], self.messages(0))
 
     def test_a_notification_that_fails_leaves_the_change_made(self):
         # A broker that is down: the change is committed, the answer 204,

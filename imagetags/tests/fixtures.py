@@ -4,12 +4,14 @@ Databases are real: SQLite always; MariaDB and PostgreSQL where reachable
 (``IMAGETAGS_TEST_MYSQL_URL`` / ``IMAGETAGS_TEST_PG_URL`` override the local
 defaults), each test getting a database of its own that is dropped after.
 """
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 
 import fixtures
@@ -32,7 +34,55 @@ SERVER_URLS = {
         'IMAGETAGS_TEST_PG_URL',
         'postgresql+psycopg2://postgres@127.0.0.1:5432/test'),
 }
+RABBIT_URL = os.environ.get('IMAGETAGS_TEST_RABBIT_URL',
+                            'rabbit://guest:guest@127.0.0.1:5672/')
 _unreachable = {}
+
+
+def rabbit_missing():
+    """Why RabbitMQ cannot be used here, or None."""
+    parts = urllib.parse.urlsplit(RABBIT_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 5672),
+                                 timeout=2).close()
+    except OSError as e:
+        return 'no RabbitMQ at %s (%s)' % (RABBIT_URL, e)
+    return None
+
+
+def notifications(queue, expected):
+    """The notifications in RabbitMQ's ``queue`` (oslo.messaging's v2
+    envelope opened), oldest first, taken off it. The broker routes them
+    after the request has been answered: the queue is read until
+    ``expected`` have come (5 s at most), then 0.5 s more for any beyond."""
+    import kombu
+    found, deadline, done = [], time.monotonic() + 5, None
+    with kombu.Connection(RABBIT_URL.replace('rabbit://', 'amqp://')) as c:
+        while True:
+            with c.channel() as channel:
+                try:
+                    message = channel.basic_get(queue, no_ack=True)
+                except Exception:   # no such queue: nothing published
+                    message = None
+            now = time.monotonic()
+            if message is not None:
+                found.append(json.loads(json.loads(message.body)[
+                    'oslo.message']))
+                continue
+            if len(found) >= expected:
+                done = done or now + 0.5
+                if now > done:
+                    return found
+            elif now > deadline:
+                return found
+            time.sleep(0.05)
+
+
+def drop_queue(queue):
+    import kombu
+    with kombu.Connection(RABBIT_URL.replace('rabbit://', 'amqp://')) as c:
+        with c.channel() as channel:
+            channel.queue_delete(queue)
 
 
 def server_url(backend):

@@ -5,21 +5,13 @@ RabbitMQ at ``IMAGETAGS_TEST_RABBIT_URL`` (default
 answers. Each test publishes on a topic of its own and reads its queue.
 """
 import datetime
-import json
-import os
-import socket
-import time
-import urllib.parse
 import uuid
 
-import kombu
 import testtools
 import webob
 
 from imagetags.tests import fixtures as it_fixtures
 
-RABBIT = os.environ.get('IMAGETAGS_TEST_RABBIT_URL',
-                        'rabbit://guest:guest@127.0.0.1:5672/')
 OWNER = {'X-Auth-Token': 'u:p-owner:member,reader'}
 # Glance's format_image_notification.
 KEYS = {'id', 'name', 'status', 'created_at', 'updated_at', 'min_disk',
@@ -33,57 +25,26 @@ class TestNotifications(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        parts = urllib.parse.urlsplit(RABBIT)
-        try:
-            socket.create_connection((parts.hostname, parts.port or 5672),
-                                     timeout=2).close()
-        except OSError as e:
-            self.skipTest('no RabbitMQ at %s (%s)' % (RABBIT, e))
+        missing = it_fixtures.rabbit_missing()
+        if missing:
+            self.skipTest(missing)
         self.topic = 'imagetags_test_%s' % uuid.uuid4().hex[:12]
-        self.broker = kombu.Connection(RABBIT.replace('rabbit://', 'amqp://'))
-        self.addCleanup(self.broker.release)
-        self.addCleanup(self.drop_queue)
-
-    def drop_queue(self):
-        with self.broker.channel() as channel:
-            channel.queue_delete(self.topic + '.info')
+        self.addCleanup(it_fixtures.drop_queue, self.topic + '.info')
 
     def app(self, **options):
         """The noauth pipeline, notifications on this topic."""
         database = self.useFixture(it_fixtures.Database(self.backend))
+        messaging = dict({'driver': 'messagingv2', 'topics': self.topic,
+                          'transport_url': it_fixtures.RABBIT_URL},
+                         **options.pop('messaging', {}))
         config = self.useFixture(it_fixtures.ConfigDir(it_fixtures.merge(
-            database.options, {'oslo_messaging_notifications': dict({
-                'driver': 'messagingv2', 'topics': self.topic,
-                'transport_url': RABBIT}, **options.pop('messaging', {}))},
+            database.options, {'oslo_messaging_notifications': messaging},
             {'DEFAULT': options})))
         app = config.loadapp('noauth')
         return app, it_fixtures.tags_app(app).driver
 
     def messages(self, expected):
-        """The notifications published (oslo.messaging's v2 envelope
-        opened), oldest first: the broker routes them after the request
-        has been answered, so the queue is read until ``expected`` have
-        come (5 s at most), then 0.5 s more for any beyond."""
-        found, deadline, done = [], time.monotonic() + 5, None
-        while True:
-            with self.broker.channel() as channel:
-                try:
-                    message = channel.basic_get(self.topic + '.info',
-                                                no_ack=True)
-                except Exception:   # no such queue: nothing published
-                    message = None
-            now = time.monotonic()
-            if message is not None:
-                found.append(json.loads(json.loads(message.body)[
-                    'oslo.message']))
-                continue
-            if len(found) >= expected:
-                done = done or now + 0.5
-                if now > done:
-                    return found
-            elif now > deadline:
-                return found
-            time.sleep(0.05)
+        return it_fixtures.notifications(self.topic + '.info', expected)
 
     def call(self, app, method, image, tag):
         return webob.Request.blank(

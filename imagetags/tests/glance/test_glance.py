@@ -24,8 +24,6 @@ plain unit test run passes; ``tox -e glance`` installs it.
 """
 from concurrent import futures
 import json
-import os
-import socket
 import time
 import urllib.parse
 import uuid
@@ -33,6 +31,7 @@ import uuid
 import fixtures
 import testtools
 
+from imagetags.tests import fixtures as it_fixtures
 from imagetags.tests.glance import server
 
 QUOTA = 5
@@ -695,20 +694,12 @@ class AnonymousTest(GlanceTest):
                 self.assertEqual(['pre'], self.tags_of(srv, image_id))
 
 
-RABBIT = os.environ.get('IMAGETAGS_TEST_RABBIT_URL',
-                        'rabbit://guest:guest@127.0.0.1:5672/')
 TOPICS = ['imagetags_glance_%s_%s' % (name, uuid.uuid4().hex[:8])
           for name in ('stock', 'tags')]
 
 
 def _rabbit_missing():
-    parts = urllib.parse.urlsplit(RABBIT)
-    try:
-        socket.create_connection((parts.hostname, parts.port or 5672),
-                                 timeout=2).close()
-    except OSError as e:
-        return 'no RabbitMQ at %s (%s)' % (RABBIT, e)
-    return server.glance_missing()
+    return it_fixtures.rabbit_missing() or server.glance_missing()
 
 
 class NotificationTest(GlanceTest):
@@ -718,43 +709,19 @@ class NotificationTest(GlanceTest):
 
     NOTIFY = tuple(
         '\n[oslo_messaging_notifications]\ndriver = messagingv2\n'
-        'topics = %s\ntransport_url = %s\n' % (topic, RABBIT)
+        'topics = %s\ntransport_url = %s\n' % (topic, it_fixtures.RABBIT_URL)
         for topic in TOPICS)
     missing = staticmethod(_rabbit_missing)
 
     def updates(self, topic, expected):
-        """The image.update payloads sent on topic since the last look: the
-        broker routes them after the request has been answered, so the
-        queue is read until ``expected`` have come (5 s at most), then
-        0.5 s more for any beyond."""
-        import kombu
-        found, deadline, done = [], time.monotonic() + 5, None
-        with kombu.Connection(RABBIT.replace('rabbit://', 'amqp://')) as c:
-            while True:
-                with c.channel() as channel:
-                    message = channel.basic_get(topic + '.info', no_ack=True)
-                now = time.monotonic()
-                if message is not None:
-                    message = json.loads(json.loads(message.body)[
-                        'oslo.message'])
-                    if message['event_type'] == 'image.update':
-                        found.append(message['payload'])
-                    continue
-                if len(found) >= expected:
-                    done = done or now + 0.5
-                    if now > done:
-                        return found
-                elif now > deadline:
-                    return found
-                time.sleep(0.05)
+        """The image.update payloads sent on topic since the last look."""
+        return [m['payload'] for m in it_fixtures.notifications(
+            topic + '.info', expected) if m['event_type'] == 'image.update']
 
     @classmethod
     def tearDownClass(cls):
-        import kombu
-        with kombu.Connection(RABBIT.replace('rabbit://', 'amqp://')) as c:
-            with c.channel() as channel:
-                for topic in TOPICS:
-                    channel.queue_delete(topic + '.info')
+        for topic in TOPICS:
+            it_fixtures.drop_queue(topic + '.info')
         super().tearDownClass()
 
     def test_image_update_as_glances(self):

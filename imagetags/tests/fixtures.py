@@ -39,15 +39,23 @@ RABBIT_URL = os.environ.get('IMAGETAGS_TEST_RABBIT_URL',
 _unreachable = {}
 
 
+def unreachable(name, url, port):
+    """Why the ``name`` server at ``url`` (``port`` by default) cannot be
+    used here, or None."""
+    if not url:
+        return 'no URL for %s' % name
+    parts = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or '127.0.0.1',
+                                  parts.port or port), timeout=2).close()
+    except OSError as e:
+        return 'no %s at %s (%s)' % (name, url, e)
+    return None
+
+
 def rabbit_missing():
     """Why RabbitMQ cannot be used here, or None."""
-    parts = urllib.parse.urlsplit(RABBIT_URL)
-    try:
-        socket.create_connection((parts.hostname, parts.port or 5672),
-                                 timeout=2).close()
-    except OSError as e:
-        return 'no RabbitMQ at %s (%s)' % (RABBIT_URL, e)
-    return None
+    return unreachable('RabbitMQ', RABBIT_URL, 5672)
 
 
 def notifications(queue, expected):
@@ -55,9 +63,8 @@ def notifications(queue, expected):
     envelope opened), oldest first, taken off it. The broker routes them
     after the request has been answered: the queue is read until
     ``expected`` have come (5 s at most), then 0.5 s more for any beyond."""
-    import kombu
     found, deadline, done = [], time.monotonic() + 5, None
-    with kombu.Connection(RABBIT_URL.replace('rabbit://', 'amqp://')) as c:
+    with _broker() as c:
         while True:
             with c.channel() as channel:
                 try:
@@ -79,10 +86,14 @@ def notifications(queue, expected):
 
 
 def drop_queue(queue):
-    import kombu
-    with kombu.Connection(RABBIT_URL.replace('rabbit://', 'amqp://')) as c:
+    with _broker() as c:
         with c.channel() as channel:
             channel.queue_delete(queue)
+
+
+def _broker():
+    import kombu
+    return kombu.Connection(RABBIT_URL.replace('rabbit://', 'amqp://'))
 
 
 def server_url(backend):
@@ -232,13 +243,15 @@ class Gunicorn(fixtures.Fixture):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError('gunicorn exited: %s' % self._log_text())
+                raise RuntimeError('%s exited: %s' % (
+                    type(self).__name__, self._log_text()))
             try:
                 socket.create_connection(('127.0.0.1', port), 0.2).close()
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError('gunicorn did not start: %s' % self._log_text())
+        raise RuntimeError('%s did not start: %s' % (
+            type(self).__name__, self._log_text()))
 
     def argv(self, port):
         return [sys.executable, '-m', 'gunicorn', '--bind',

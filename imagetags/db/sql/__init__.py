@@ -553,10 +553,9 @@ class SQLDriver(db.Driver):
             url = url.set(drivername=driver)
         if driver not in DRIVERS:
             raise ValueError(
-                '[database] connection: imagetags does not run on %s+%s://; '
+                '[database] connection: imagetags does not run on %s://; '
                 'use %s:// (mariadb+ for mysql+ as well)' % (
-                    url.get_backend_name(), url.get_driver_name(),
-                    ':// or '.join(DRIVERS)))
+                    driver, ':// or '.join(DRIVERS)))
         if url.get_backend_name() == 'sqlite' and url.database in (
                 None, '', ':memory:'):
             raise ValueError(
@@ -801,20 +800,19 @@ class SQLDriver(db.Driver):
         change are retried."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
-        if ((getattr(e, 'sqlite_errorcode', None) or 0) & 0xff) in (
-                _SQLITE_CANNOT_WRITE):
-            # Dropped (a file opened read-only stays so), after its
-            # rollback: closed with its transaction open and a statement
-            # not yet finalized, it would keep the write lock.
-            if conn is not None and conn.dbapi_connection is not None:
-                with contextlib.suppress(self._dbapi_error):
-                    conn.dbapi_connection.rollback()
-                conn.invalidate(e)
-            return db_exc.DBConnectionError(e)
-        if isinstance(e, self._unavailable) or getattr(
+        sqlite_cannot_write = ((getattr(e, 'sqlite_errorcode', None) or 0)
+                               & 0xff) in _SQLITE_CANNOT_WRITE
+        if sqlite_cannot_write or isinstance(e, self._unavailable) or getattr(
                 e, 'pgcode', None) == _READ_ONLY or (
                 any(text in str(e) for text in _UNPREPARED)):
             if conn is not None and conn.dbapi_connection is not None:
+                if sqlite_cannot_write:
+                    # Rolled back first (a file opened read-only stays so,
+                    # hence dropped): closed with its transaction open and
+                    # a statement not yet finalized, it would keep the
+                    # write lock.
+                    with contextlib.suppress(self._dbapi_error):
+                        conn.dbapi_connection.rollback()
                 conn.invalidate(e)
             return db_exc.DBConnectionError(e)
         return e

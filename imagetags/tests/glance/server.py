@@ -31,6 +31,8 @@ import uuid
 import fixtures
 import sqlalchemy
 
+from imagetags.tests import fixtures as it_fixtures
+
 STOCK = 'headers'
 IMAGETAGS = 'imagetags'
 
@@ -119,11 +121,6 @@ config_file = {base}/glance-api-paste.ini
 flavor = {flavor}
 """
 
-PG_URL_ENV = 'IMAGETAGS_TEST_PG_URL'
-PG_URL_DEFAULT = 'postgresql+psycopg2://postgres@127.0.0.1:5432/test'
-MYSQL_URL_ENV = 'IMAGETAGS_TEST_MYSQL_URL'
-MYSQL_URL_DEFAULT = 'mysql+pymysql://root@127.0.0.1:3306/test'
-
 
 def glance_missing():
     """Why Glance tests cannot run here, or None."""
@@ -138,26 +135,14 @@ def glance_missing():
 
 def postgresql_missing():
     """Why the PostgreSQL variant cannot run, or None."""
-    return _server_missing('PostgreSQL', PG_URL_ENV, PG_URL_DEFAULT, 5432)
+    return it_fixtures.unreachable(
+        'PostgreSQL', it_fixtures.SERVER_URLS['postgresql'], 5432)
 
 
 def mysql_missing():
     """Why the MariaDB/MySQL variant cannot run, or None."""
-    return _server_missing('MariaDB/MySQL', MYSQL_URL_ENV, MYSQL_URL_DEFAULT,
-                           3306)
-
-
-def _server_missing(name, env, default, port):
-    url = os.environ.get(env, default)
-    if not url:
-        return '%s is empty' % env
-    parts = urllib.parse.urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or '127.0.0.1',
-                                  parts.port or port), timeout=2).close()
-    except OSError as e:
-        return 'no %s at %s (%s)' % (name, url, e)
-    return None
+    return it_fixtures.unreachable(
+        'MariaDB/MySQL', it_fixtures.SERVER_URLS['mysql'], 3306)
 
 
 def _die_with_parent():
@@ -221,9 +206,9 @@ class GlanceDatabase(fixtures.Fixture):
             db_sync(os.path.join(self.base, 'sync'),
                     'sqlite:///' + self.template)
         elif self.backend == 'mysql':
-            self.admin_url = os.environ.get(MYSQL_URL_ENV, MYSQL_URL_DEFAULT)
+            self.admin_url = it_fixtures.SERVER_URLS['mysql']
         else:
-            self.admin_url = os.environ.get(PG_URL_ENV, PG_URL_DEFAULT)
+            self.admin_url = it_fixtures.SERVER_URLS['postgresql']
             self.template = self.prefix + '_template'
             self._pg('CREATE DATABASE %s' % self.template)
             self.addCleanup(self._pg, 'DROP DATABASE IF EXISTS %s'

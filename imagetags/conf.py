@@ -42,6 +42,17 @@ IMAGETAGS_OPTS = [
                     'database reports lock contention (SQLite busy, '
                     'deadlock, Galera certification failure, serialization '
                     'failure) before the request answers 503.'),
+    cfg.IntOpt('lock_timeout', default=1, min=1,
+               help='Seconds a tag change waits for the image\'s row lock '
+                    '(SQLite: for the database\'s write lock, unless the '
+                    '[database] connection URL sets its own timeout) before '
+                    'it is retried (db_retries), then answered 503. Without '
+                    'it, a lock that another session holds (a stuck '
+                    'transaction, an open database shell) would hold the '
+                    'request for MariaDB\'s innodb_lock_wait_timeout (50 s '
+                    'per attempt) or, on PostgreSQL, for ever: past the WSGI '
+                    'server\'s own timeout. With the defaults a locked '
+                    'image answers 503 after about 12 s.'),
     cfg.FloatOpt('policy_reload_interval', default=1.0, min=0,
                  help='Seconds between two looks at the policy file (and '
                       'policy.d) for changes; 0 looks before every check, '

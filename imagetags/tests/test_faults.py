@@ -1,5 +1,6 @@
 """Faults (issue 6 item 1): the database server stopped and started again,
-SQLite locked by another writer, and a policy file that cannot be parsed.
+SQLite locked by another writer, an image's row locked by another session,
+and a policy file that cannot be parsed.
 
 Contract section 3.2: contention is retried, then 503 with ``Retry-After``,
 never 500; a database that is down gives 503 and the service recovers by
@@ -436,8 +437,8 @@ class SQLiteLockedTest(InProcess, testtools.TestCase):
         super().setUp()
         database = self.useFixture(it_fixtures.Database('sqlite'))
         self.path = database.url[len('sqlite:///'):]
-        # pysqlite waits 5 s for a lock by default, per attempt; 0.2 s
-        # keeps this test short (see also test_busy_timeout_default).
+        # The URL's timeout, 0.2 s, wins over lock_timeout (whole seconds)
+        # and keeps this test short (see test_the_busy_wait_is_lock_timeout).
         self.load(it_fixtures.merge(database.options, {
             'database': {'connection': database.url + '?timeout=0.2'},
             'imagetags': {'db_retries': self.RETRIES,
@@ -504,6 +505,106 @@ class SQLiteLockedTest(InProcess, testtools.TestCase):
         self.assertEqual(204, resp.status_int, resp.body)
         self.assertGreaterEqual(resp.elapsed, 0.4)
         self.assertEqual(['a', 'b'], self.driver.show_image(IMAGE)['tags'])
+
+    def test_the_busy_wait_is_lock_timeout(self):
+        """Without a timeout in the URL, SQLite waits lock_timeout."""
+        self.load(it_fixtures.merge(self.config.options, {
+            'database': {'connection': 'sqlite:///' + self.path},
+            'imagetags': {'db_retries': 0, 'lock_timeout': 2}}))
+        self.lock()
+        resp = self.call('PUT', 'b')
+        self.assertEqual(503, resp.status_int, resp.body)
+        self.assertGreaterEqual(resp.elapsed, 1.9)
+        self.assertLess(resp.elapsed, BOUND)
+
+
+class RowLockedMixin(InProcess):
+    """Another session holds the image's row lock (a stuck transaction, a
+    database shell): each attempt waits ``lock_timeout``, then the request
+    answers 503, where MariaDB would wait 50 s per attempt and PostgreSQL
+    for ever."""
+
+    RETRIES = 1
+
+    def setUp(self):
+        super().setUp()
+        database = self.useFixture(it_fixtures.Database(self.backend))
+        self.load(it_fixtures.merge(database.options, {'imagetags': {
+            'db_retries': self.RETRIES, 'lock_timeout': 1,
+            'retry_after': RETRY_AFTER}}))
+        self.driver.create_image(IMAGE, OWNER, 'private')
+        self.attempts = 0
+
+        def count(sql):
+            # Each attempt starts with the read of the image.
+            if 'imagetags_read' in sql or sql.startswith('SELECT'):
+                self.attempts += 1
+        self.driver.on_sql = count
+        self.assertEqual(204, self.call('PUT', 'a').status_int)
+        self.engine = sa.create_engine(database.url,
+                                       poolclass=sa.pool.NullPool)
+        self.addCleanup(self.engine.dispose)
+
+    def lock(self):
+        """A transaction holding the image's row lock until rolled back."""
+        conn = self.engine.connect()
+        self.addCleanup(conn.close)
+        holder = conn.begin()
+        self.addCleanup(holder.rollback)
+        conn.execute(sa.text('SELECT id FROM images WHERE id = :id '
+                             'FOR UPDATE'), {'id': IMAGE})
+        return holder
+
+    def answered(self, method, tag):
+        """The answer, which must come within BOUND seconds."""
+        answers = []
+        caller = threading.Thread(
+            target=lambda: answers.append(self.call(method, tag)),
+            daemon=True)
+        caller.start()
+        caller.join(BOUND)
+        self.assertEqual(1, len(answers),
+                         'no answer within %s s' % BOUND)
+        return answers[0]
+
+    def test_locked_past_the_retries_is_503_then_recovers(self):
+        holder = self.lock()
+        for method, tag in (('PUT', 'b'), ('DELETE', 'a')):
+            self.attempts = 0
+            resp = self.answered(method, tag)
+            self.assertEqual(503, resp.status_int, resp.body)
+            self.assertEqual(RETRY_AFTER, resp.headers['Retry-After'])
+            self.assertIn(UNAVAILABLE, resp.json['message'])
+            self.assertEqual(self.RETRIES + 1, self.attempts)
+            self.assertGreaterEqual(resp.elapsed, self.RETRIES + 0.9)
+        # What changes nothing is answered from a read, which the lock
+        # does not hold up.
+        self.assertEqual(204, self.answered('PUT', 'a').status_int)
+        holder.rollback()
+        self.assertEqual(['a'], self.driver.show_image(IMAGE)['tags'])
+        self.assertEqual(204, self.call('PUT', 'b').status_int)
+        self.assertEqual(204, self.call('DELETE', 'a').status_int)
+        self.assertEqual(['b'], self.driver.show_image(IMAGE)['tags'])
+
+    def test_lock_released_during_the_wait(self):
+        holder = self.lock()
+        timer = threading.Timer(0.5, holder.rollback)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        self.attempts = 0
+        resp = self.answered('PUT', 'b')
+        self.assertEqual(204, resp.status_int, resp.body)
+        self.assertGreaterEqual(resp.elapsed, 0.4)
+        self.assertEqual(1, self.attempts)
+        self.assertEqual(['a', 'b'], self.driver.show_image(IMAGE)['tags'])
+
+
+class PostgresRowLockedTest(RowLockedMixin, testtools.TestCase):
+    backend = 'postgresql'
+
+
+class MariaDBRowLockedTest(RowLockedMixin, testtools.TestCase):
+    backend = 'mysql'
 
 
 class PolicyFileTest(InProcess, testtools.TestCase):

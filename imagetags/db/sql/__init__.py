@@ -49,12 +49,14 @@ the driver's own cursor of a pooled connection. Round trips:
   before the write lock is taken (a read transaction cannot take the write
   lock once another writer has committed).
 
-Lock contention, lost connections and a database that cannot take the
-change now (read-only, full) are retried as a whole; past the retries the
-request answers 503.
+Lock contention (a lock waited for ``[imagetags] lock_timeout`` at most),
+lost connections and a database that cannot take the change now
+(read-only, full) are retried as a whole; past the retries the request
+answers 503.
 """
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import os
@@ -267,6 +269,21 @@ DRIVERS = ('sqlite+pysqlite', 'mysql+pymysql', 'mysql+mysqldb',
 _PG_TYPES = {'now': 'timestamp', 'limit': 'bigint'}
 
 
+# Each new connection's wait for a row lock, in seconds ([imagetags]
+# lock_timeout): MariaDB's own default is 50 s, PostgreSQL's for ever.
+_LOCK_TIMEOUT = {'mysql': 'SET SESSION innodb_lock_wait_timeout = %d',
+                 'postgresql': "SET SESSION lock_timeout = '%ds'"}
+
+
+def _set_lock_timeout(sql, dbapi_connection, connection_record):
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
+
+
 def _prepared(name, statement, dialect):
     """PostgreSQL: the statement's ``PREPARE`` (once per connection), the
     ``EXECUTE`` that runs it, and its text. Planning our reads and guarded
@@ -377,12 +394,13 @@ def _image_reader(dialect):
 
 
 # Driver errors that mean lock contention (retried, then 503): SQLite busy,
-# PostgreSQL serialization failures and deadlocks, MySQL/Galera deadlocks
-# and lock wait timeouts, and InnoDB's error 1467, a lost wait for the
-# AUTO-INC lock that an INSERT ... SELECT takes. Matched on the message, as
-# oslo.db's filters do.
+# PostgreSQL serialization failures, deadlocks and lock timeouts,
+# MySQL/Galera deadlocks and lock wait timeouts, and InnoDB's error 1467, a
+# lost wait for the AUTO-INC lock that an INSERT ... SELECT takes. Matched
+# on the message, as oslo.db's filters do.
 _CONTENTION = ('database is locked', 'could not serialize access',
-               'deadlock detected', 'Lock wait timeout', 'Deadlock found',
+               'deadlock detected', 'due to lock timeout',
+               'Lock wait timeout', 'Deadlock found',
                'Failed to read auto-increment value from storage engine')
 # A session that lost our prepared statements (DISCARD ALL, a pooler): the
 # connection is dropped and the request retried on a fresh one.
@@ -563,13 +581,13 @@ class SQLDriver(db.Driver):
                 'per connection, each empty; use a file (sqlite:///path, then '
                 'imagetags-manage db sync), or [imagetags] driver = memory')
         if url.get_backend_name() == 'sqlite':
-            # The embedded default: make its state directory. A busy wait of
-            # 1 s (pysqlite's default is 5 s) per attempt keeps the retries
-            # of a locked database well inside a WSGI server's timeout.
+            # The embedded default: make its state directory. The busy wait
+            # is lock_timeout (pysqlite's default is 5 s), per attempt.
             os.makedirs(os.path.dirname(os.path.abspath(url.database)),
                         exist_ok=True)
             if 'timeout' not in url.query:
-                url = url.update_query_dict({'timeout': '1'})
+                url = url.update_query_dict({'timeout': str(
+                    conf.imagetags.lock_timeout)})
         if url.get_backend_name() == 'mysql':
             # The lock and the guarded write go as one query string (every
             # statement here has its values bound by the driver).
@@ -584,6 +602,10 @@ class SQLDriver(db.Driver):
             conf.database.items(), max_retries=0, thread_checkin=False,
             connection=url.render_as_string(hide_password=False)))
         self.engine = _lean(self._tm.writer.get_engine())
+        if url.get_backend_name() in _LOCK_TIMEOUT:
+            sa.event.listen(self.engine, 'connect', functools.partial(
+                _set_lock_timeout, _LOCK_TIMEOUT[url.get_backend_name()] % (
+                    conf.imagetags.lock_timeout)))
         self._connections = _Kept(self.engine)
         weakref.finalize(self, self._connections.release).atexit = False
         self._no_nul = self.engine.dialect.name == 'postgresql'

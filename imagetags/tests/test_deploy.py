@@ -208,6 +208,12 @@ class TestFactories(testtools.TestCase):
             self.assertIn(url.split(':')[0].replace('mariadb+', 'mysql+')
                           + '://;', str(e))
             self.assertIn('postgresql+psycopg2://', str(e))
+        # Tags are UTF-8.
+        config = self.useFixture(it_fixtures.ConfigDir({'database': {
+            'connection': 'mysql+pymysql://u@127.0.0.1/db?charset=latin1'}}))
+        e = self.assertRaises(ValueError, deploy.app_factory, {},
+                              oslo_config_file=config.conf_file)
+        self.assertIn('charset=latin1 cannot carry every tag', str(e))
         # One empty database per connection: the schema is never there.
         for url in ('sqlite://', 'sqlite:///:memory:'):
             config = self.useFixture(it_fixtures.ConfigDir(

@@ -778,6 +778,31 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
             for s in sent])
         self.assertEqual(['t', 'T'], self.tags())
 
+    def test_connections_are_utf8(self):
+        # utf8mb4 unless the URL says utf8 (as deployment tools write
+        # Glance's), whatever the DB-API's own default.
+        url = sa.engine.make_url(self.conf_dir.options['database'][
+            'connection'])
+        for charset, expected in ((None, 'utf8mb4'), ('utf8', 'utf8mb3')):
+            options = it_fixtures.merge(self.conf_dir.options, {'database': {
+                'connection': url.update_query_dict(
+                    {'charset': charset} if charset else {}).render_as_string(
+                        hide_password=False)}})
+            self.driver = db.load_driver(self.useFixture(
+                it_fixtures.ConfigDir(options)).conf())
+            self.use_blocks()
+            self.assertEqual(charset or 'utf8mb4',
+                             self.driver.engine.url.query['charset'])
+            with self.driver.engine.connect() as conn:
+                self.assertEqual(expected, conn.exec_driver_sql(
+                    'SELECT @@character_set_client').scalar())
+            self.image = it_fixtures.new_image(self.driver, owner=OWNER)
+            for tag in ('\u00e9', '\u4e2d'):
+                self.assertTrue(self.add(tag))
+                self.assertEqual([tag], self.tags())
+                self.assertTrue(self.delete(tag))
+            self.assertEqual([], self.tags())
+
     def terminate(self, dbapi_connection):
         """The server ends this PyMySQL connection."""
         with self.engine().connect() as admin:

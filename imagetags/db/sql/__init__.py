@@ -589,10 +589,20 @@ class SQLDriver(db.Driver):
                 url = url.update_query_dict({'timeout': str(
                     conf.imagetags.lock_timeout)})
         if url.get_backend_name() == 'mysql':
+            # Tags are UTF-8: over another connection character set
+            # (latin1, an older libmysqlclient's default) a tag outside it
+            # failed with a 500, and some were stored but never found again.
+            charset = url.query.get('charset', 'utf8mb4')
+            if charset not in ('utf8mb4', 'utf8mb3', 'utf8'):
+                raise ValueError(
+                    '[database] connection: charset=%s cannot carry every '
+                    'tag; use charset=utf8mb4 (the default) or utf8' % (
+                        charset))
             # The lock and the guarded write go as one query string (every
             # statement here has its values bound by the driver).
-            url = url.update_query_dict({'client_flag': str(
-                int(url.query.get('client_flag', 0)) | _MULTI_STATEMENTS)})
+            url = url.update_query_dict({
+                'charset': charset, 'client_flag': str(int(url.query.get(
+                    'client_flag', 0)) | _MULTI_STATEMENTS)})
         self._tm = enginefacade.transaction_context()
         # max_retries=0: no connection test at start-up (that is all oslo.db
         # uses it for), so that a process started while the database is down

@@ -52,7 +52,11 @@ IMAGETAGS_OPTS = [
                     'request for MariaDB\'s innodb_lock_wait_timeout (50 s '
                     'per attempt) or, on PostgreSQL, for ever: past the WSGI '
                     'server\'s own timeout. With the defaults a locked '
-                    'image answers 503 after about 12 s.'),
+                    'image answers 503 after about 12 s. PostgreSQL with '
+                    'prepared_statements = false (behind PgBouncer in '
+                    'transaction mode, where a session setting would reach '
+                    'other clients): not set; set lock_timeout on the '
+                    'database role instead.'),
     cfg.FloatOpt('policy_reload_interval', default=1.0, min=0,
                  help='Seconds between two looks at the policy file (and '
                       'policy.d) for changes; 0 looks before every check, '

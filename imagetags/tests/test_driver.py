@@ -803,6 +803,11 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
                 self.assertTrue(self.delete(tag))
             self.assertEqual([], self.tags())
 
+    def test_lock_timeout_is_set_on_its_connections(self):
+        with self.engine().connect() as conn:
+            self.assertEqual(1, conn.exec_driver_sql(
+                'SELECT @@innodb_lock_wait_timeout').scalar())
+
     def terminate(self, dbapi_connection):
         """The server ends this PyMySQL connection."""
         with self.engine().connect() as admin:
@@ -924,6 +929,14 @@ class TestMySQLStatements(TestMySQL):
 class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
     backend = 'postgresql'
     change_cost = (3, 2)    # read, then lock; write and bump
+    lock_timeout = '1s'
+
+    def test_lock_timeout_is_set_on_its_connections(self):
+        # Unless the prepared statements are off, as behind a transaction
+        # pooler, where a session's SET would reach other clients.
+        with self.engine().connect() as conn:
+            self.assertEqual(self.lock_timeout, conn.exec_driver_sql(
+                'SHOW lock_timeout').scalar())
 
     def test_a_read_only_database_is_unavailable(self):
         # A standby, or a primary demoted by a failover: its sessions are
@@ -1053,6 +1066,7 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
 
 class TestPostgreSQLUnprepared(TestPostgreSQL):
     options = {'imagetags': {'prepared_statements': False}}
+    lock_timeout = '0'
 
     def test_statements_prepared_once_per_connection(self):
         sent = []

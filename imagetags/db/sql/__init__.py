@@ -612,7 +612,13 @@ class SQLDriver(db.Driver):
             conf.database.items(), max_retries=0, thread_checkin=False,
             connection=url.render_as_string(hide_password=False)))
         self.engine = _lean(self._tm.writer.get_engine())
-        if url.get_backend_name() in _LOCK_TIMEOUT:
+        if url.get_backend_name() in _LOCK_TIMEOUT and (
+                conf.imagetags.prepared_statements or
+                url.get_backend_name() != 'postgresql'):
+            # Not behind PgBouncer in transaction mode (which needs the
+            # prepared statements off): there a session's SET outlives the
+            # transaction and reaches other clients' (Glance's) on the same
+            # server connection. README: set it on the role there.
             sa.event.listen(self.engine, 'connect', functools.partial(
                 _set_lock_timeout, _LOCK_TIMEOUT[url.get_backend_name()] % (
                     conf.imagetags.lock_timeout)))

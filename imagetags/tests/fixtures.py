@@ -96,8 +96,9 @@ def _broker():
     return kombu.Connection(RABBIT_URL.replace('rabbit://', 'amqp://'))
 
 
-def server_url(backend):
-    """A new empty database on the server, or skip (saying why) if none.
+def server_url(backend, create=''):
+    """A new empty database on the server (``create``: more of its CREATE
+    DATABASE), or skip (saying why) if none.
 
     Returns (url, drop) where drop() removes the database.
     """
@@ -109,7 +110,7 @@ def server_url(backend):
                               poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text('CREATE DATABASE ' + name))
+            conn.execute(sa.text('CREATE DATABASE %s %s' % (name, create)))
     except sa.exc.OperationalError as e:
         _unreachable[backend] = '%s not reachable at %s: %s' % (
             backend, admin_url.render_as_string(hide_password=True),
@@ -132,13 +133,15 @@ class Database(fixtures.Fixture):
     """``backend``: memory, sqlite, mysql, postgresql; ``.url``, ``.options``.
 
     SQL databases get the schema from the migrations (as ``db sync`` does)
-    unless ``schema=False``.
+    unless ``schema=False``; a server's is made with ``create`` (see
+    ``server_url``).
     """
 
-    def __init__(self, backend, schema=True):
+    def __init__(self, backend, schema=True, create=''):
         super().__init__()
         self.backend = backend
         self.schema = schema
+        self.create = create
 
     def _setUp(self):
         self.url = None
@@ -149,7 +152,7 @@ class Database(fixtures.Fixture):
             path = self.useFixture(fixtures.TempDir()).path
             self.url = 'sqlite:///%s/imagetags.sqlite' % path
         else:
-            self.url, drop = server_url(self.backend)
+            self.url, drop = server_url(self.backend, self.create)
             self.addCleanup(drop)
         self.options = {'imagetags': {'driver': 'sql'},
                         'database': {'connection': self.url}}

@@ -938,6 +938,22 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
             self.assertEqual(self.lock_timeout, conn.exec_driver_sql(
                 'SHOW lock_timeout').scalar())
 
+    def test_a_tag_the_databases_encoding_cannot_store(self):
+        # A LATIN1 database (an older cluster's default) cannot store every
+        # tag: 400, where it was a 500; the tags it can store are served.
+        database = self.useFixture(it_fixtures.Database(
+            'postgresql', create="ENCODING 'LATIN1' TEMPLATE template0 "
+            "LC_COLLATE 'C' LC_CTYPE 'C'"))
+        self.driver = db.load_driver(self.useFixture(it_fixtures.ConfigDir(
+            it_fixtures.merge(database.options, self.options))).conf())
+        self.image = it_fixtures.new_image(self.driver, owner=OWNER)
+        e = self.assertRaises(db.InvalidTag, self.add, '\u4e2d')
+        self.assertIn("database's encoding", str(e))
+        self.assertRaises(db.TagNotFound, self.delete, '\u4e2d')
+        self.assertTrue(self.add('\u00e9'))
+        self.assertEqual(['\u00e9'], self.tags())
+        self.assertTrue(self.delete('\u00e9'))
+
     def test_a_read_only_database_is_unavailable(self):
         # A standby, or a primary demoted by a failover: its sessions are
         # read-only. A change is retried on a new connection, then

@@ -412,6 +412,9 @@ _UNPREPARED = ('prepared statement "imagetags_',
 # the request retried, then answered 503. (MySQL's read-only errors are
 # operational already.)
 _READ_ONLY = '25006'
+# PostgreSQL's untranslatable_character: a database whose encoding (LATIN1,
+# say) has no equivalent for a character of the tag cannot store it (400).
+_UNTRANSLATABLE = '22P05'
 # SQLite's result codes for a file that cannot take the change now:
 # SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL (the disk, or max_page_count).
 # The same 503 as a server's read-only or full disk.
@@ -838,6 +841,9 @@ class SQLDriver(db.Driver):
         change are retried."""
         if any(text in str(e) for text in _CONTENTION):
             return db_exc.DBDeadlock(e)
+        if getattr(e, 'pgcode', None) == _UNTRANSLATABLE:
+            return db.InvalidTag("The database's encoding cannot store a "
+                                 'character of this tag.')
         sqlite_cannot_write = ((getattr(e, 'sqlite_errorcode', None) or 0)
                                & 0xff) in _SQLITE_CANNOT_WRITE
         if sqlite_cannot_write or isinstance(e, self._unavailable) or getattr(

@@ -428,19 +428,16 @@ class InProcess:
         return resp
 
 
-class SQLiteLockedTest(InProcess, testtools.TestCase):
-    """Another process holds SQLite's write lock (``BEGIN EXCLUSIVE``)."""
-
-    RETRIES = 2
+class LockedMixin(InProcess):
+    """Another session holds the lock a change needs: each attempt waits
+    ``WAIT`` seconds for it, and past ``RETRIES`` the request answers 503,
+    within BOUND seconds. ``options(database)``, ``lock()`` and
+    ``release(holder)``: the subclass's."""
 
     def setUp(self):
         super().setUp()
-        database = self.useFixture(it_fixtures.Database('sqlite'))
-        self.path = database.url[len('sqlite:///'):]
-        # The URL's timeout, 0.2 s, wins over lock_timeout (whole seconds)
-        # and keeps this test short (see test_the_busy_wait_is_lock_timeout).
-        self.load(it_fixtures.merge(database.options, {
-            'database': {'connection': database.url + '?timeout=0.2'},
+        database = self.useFixture(it_fixtures.Database(self.backend))
+        self.load(it_fixtures.merge(database.options, self.options(database), {
             'imagetags': {'db_retries': self.RETRIES,
                           'retry_after': RETRY_AFTER}}))
         self.driver.create_image(IMAGE, OWNER, 'private')
@@ -448,10 +445,71 @@ class SQLiteLockedTest(InProcess, testtools.TestCase):
 
         def count(sql):
             # Each attempt starts with the read of the image.
-            if sql.startswith('SELECT images.id'):
+            if 'imagetags_read' in sql or sql.startswith('SELECT images.id'):
                 self.attempts += 1
         self.driver.on_sql = count
         self.assertEqual(204, self.call('PUT', 'a').status_int)
+
+    def answered(self, method, tag):
+        """The answer, which must come within BOUND seconds (MariaDB would
+        wait 50 s per attempt, PostgreSQL for ever)."""
+        answers = []
+        caller = threading.Thread(
+            target=lambda: answers.append(self.call(method, tag)),
+            daemon=True)
+        caller.start()
+        caller.join(BOUND)
+        self.assertEqual(1, len(answers), 'no answer within %s s' % BOUND)
+        return answers[0]
+
+    def test_locked_past_the_retries_is_503_then_recovers(self):
+        holder = self.lock()
+        for method, tag in (('PUT', 'b'), ('DELETE', 'a')):
+            self.attempts = 0
+            resp = self.answered(method, tag)
+            self.assertEqual(503, resp.status_int, resp.body)
+            self.assertEqual(RETRY_AFTER, resp.headers['Retry-After'])
+            self.assertIn(UNAVAILABLE, resp.json['message'])
+            self.assertEqual(self.RETRIES + 1, self.attempts)
+            self.assertGreaterEqual(resp.elapsed,
+                                    self.WAIT * (self.RETRIES + 1) - 0.1)
+        # What changes nothing is answered from a read, which the lock
+        # does not hold up (SQLite: WAL).
+        self.attempts = 0
+        self.assertEqual(204, self.answered('PUT', 'a').status_int)
+        self.assertEqual(1, self.attempts)
+        self.release(holder)
+        self.assertEqual(['a'], self.driver.show_image(IMAGE)['tags'])
+        self.assertEqual(204, self.call('PUT', 'b').status_int)
+        self.assertEqual(204, self.call('DELETE', 'a').status_int)
+        self.assertEqual(['b'], self.driver.show_image(IMAGE)['tags'])
+
+    def test_lock_released_during_the_retries(self):
+        self.load(it_fixtures.merge(self.config.options, {
+            'imagetags': {'db_retries': 10}}))
+        holder = self.lock()
+        timer = threading.Timer(0.5, self.release, [holder])
+        timer.start()
+        self.addCleanup(timer.cancel)
+        resp = self.answered('PUT', 'b')
+        self.assertEqual(204, resp.status_int, resp.body)
+        self.assertGreaterEqual(resp.elapsed, 0.4)
+        self.assertEqual(['a', 'b'], self.driver.show_image(IMAGE)['tags'])
+
+
+class SQLiteLockedTest(LockedMixin, testtools.TestCase):
+    """Another process holds SQLite's write lock (``BEGIN EXCLUSIVE``)."""
+
+    backend = 'sqlite'
+    RETRIES = 2
+    WAIT = 0.2
+
+    def options(self, database):
+        self.path = database.url[len('sqlite:///'):]
+        # The URL's timeout wins over lock_timeout (whole seconds) and
+        # keeps these tests short (see test_the_busy_wait_is_lock_timeout).
+        return {'database': {'connection': database.url + '?timeout=%s' % (
+            self.WAIT)}}
 
     def lock(self):
         """A process holding the database's write lock until released."""
@@ -473,77 +531,29 @@ class SQLiteLockedTest(InProcess, testtools.TestCase):
         proc.stdin.close()
         self.assertEqual(0, proc.wait(30))
 
-    def test_locked_past_the_retries_is_503_then_recovers(self):
-        holder = self.lock()
-        for method, tag in (('PUT', 'b'), ('DELETE', 'a')):
-            self.attempts = 0
-            resp = self.call(method, tag)
-            self.assertEqual(503, resp.status_int, resp.body)
-            self.assertEqual(RETRY_AFTER, resp.headers['Retry-After'])
-            self.assertIn(UNAVAILABLE, resp.json['message'])
-            self.assertEqual(self.RETRIES + 1, self.attempts)
-            self.assertLess(resp.elapsed, BOUND)
-        # WAL: what changes nothing is answered from a read, which the
-        # writer's lock does not hold up.
-        self.attempts = 0
-        self.assertEqual(204, self.call('PUT', 'a').status_int)
-        self.assertEqual(1, self.attempts)
-        self.release(holder)
-        self.assertEqual(['a'], self.driver.show_image(IMAGE)['tags'])
-        self.assertEqual(204, self.call('PUT', 'b').status_int)
-        self.assertEqual(204, self.call('DELETE', 'a').status_int)
-        self.assertEqual(['b'], self.driver.show_image(IMAGE)['tags'])
-
-    def test_lock_released_during_the_retries(self):
-        self.load(it_fixtures.merge(self.config.options, {
-            'imagetags': {'db_retries': 10}}))
-        holder = self.lock()
-        timer = threading.Timer(0.5, holder.stdin.close)
-        timer.start()
-        self.addCleanup(timer.cancel)
-        resp = self.call('PUT', 'b')
-        self.assertEqual(204, resp.status_int, resp.body)
-        self.assertGreaterEqual(resp.elapsed, 0.4)
-        self.assertEqual(['a', 'b'], self.driver.show_image(IMAGE)['tags'])
-
     def test_the_busy_wait_is_lock_timeout(self):
         """Without a timeout in the URL, SQLite waits lock_timeout."""
         self.load(it_fixtures.merge(self.config.options, {
             'database': {'connection': 'sqlite:///' + self.path},
             'imagetags': {'db_retries': 0, 'lock_timeout': 2}}))
         self.lock()
-        resp = self.call('PUT', 'b')
+        resp = self.answered('PUT', 'b')
         self.assertEqual(503, resp.status_int, resp.body)
         self.assertGreaterEqual(resp.elapsed, 1.9)
-        self.assertLess(resp.elapsed, BOUND)
 
 
-class RowLockedMixin(InProcess):
+class RowLockedMixin(LockedMixin):
     """Another session holds the image's row lock (a stuck transaction, a
-    database shell): each attempt waits ``lock_timeout``, then the request
-    answers 503, where MariaDB would wait 50 s per attempt and PostgreSQL
-    for ever."""
+    database shell)."""
 
     RETRIES = 1
+    WAIT = 1
 
-    def setUp(self):
-        super().setUp()
-        database = self.useFixture(it_fixtures.Database(self.backend))
-        self.load(it_fixtures.merge(database.options, {'imagetags': {
-            'db_retries': self.RETRIES, 'lock_timeout': 1,
-            'retry_after': RETRY_AFTER}}))
-        self.driver.create_image(IMAGE, OWNER, 'private')
-        self.attempts = 0
-
-        def count(sql):
-            # Each attempt starts with the read of the image.
-            if 'imagetags_read' in sql or sql.startswith('SELECT'):
-                self.attempts += 1
-        self.driver.on_sql = count
-        self.assertEqual(204, self.call('PUT', 'a').status_int)
+    def options(self, database):
         self.engine = sa.create_engine(database.url,
                                        poolclass=sa.pool.NullPool)
         self.addCleanup(self.engine.dispose)
+        return {'imagetags': {'lock_timeout': self.WAIT}}
 
     def lock(self):
         """A transaction holding the image's row lock until rolled back."""
@@ -555,48 +565,8 @@ class RowLockedMixin(InProcess):
                              'FOR UPDATE'), {'id': IMAGE})
         return holder
 
-    def answered(self, method, tag):
-        """The answer, which must come within BOUND seconds."""
-        answers = []
-        caller = threading.Thread(
-            target=lambda: answers.append(self.call(method, tag)),
-            daemon=True)
-        caller.start()
-        caller.join(BOUND)
-        self.assertEqual(1, len(answers),
-                         'no answer within %s s' % BOUND)
-        return answers[0]
-
-    def test_locked_past_the_retries_is_503_then_recovers(self):
-        holder = self.lock()
-        for method, tag in (('PUT', 'b'), ('DELETE', 'a')):
-            self.attempts = 0
-            resp = self.answered(method, tag)
-            self.assertEqual(503, resp.status_int, resp.body)
-            self.assertEqual(RETRY_AFTER, resp.headers['Retry-After'])
-            self.assertIn(UNAVAILABLE, resp.json['message'])
-            self.assertEqual(self.RETRIES + 1, self.attempts)
-            self.assertGreaterEqual(resp.elapsed, self.RETRIES + 0.9)
-        # What changes nothing is answered from a read, which the lock
-        # does not hold up.
-        self.assertEqual(204, self.answered('PUT', 'a').status_int)
+    def release(self, holder):
         holder.rollback()
-        self.assertEqual(['a'], self.driver.show_image(IMAGE)['tags'])
-        self.assertEqual(204, self.call('PUT', 'b').status_int)
-        self.assertEqual(204, self.call('DELETE', 'a').status_int)
-        self.assertEqual(['b'], self.driver.show_image(IMAGE)['tags'])
-
-    def test_lock_released_during_the_wait(self):
-        holder = self.lock()
-        timer = threading.Timer(0.5, holder.rollback)
-        timer.start()
-        self.addCleanup(timer.cancel)
-        self.attempts = 0
-        resp = self.answered('PUT', 'b')
-        self.assertEqual(204, resp.status_int, resp.body)
-        self.assertGreaterEqual(resp.elapsed, 0.4)
-        self.assertEqual(1, self.attempts)
-        self.assertEqual(['a', 'b'], self.driver.show_image(IMAGE)['tags'])
 
 
 class PostgresRowLockedTest(RowLockedMixin, testtools.TestCase):

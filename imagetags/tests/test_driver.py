@@ -939,8 +939,9 @@ class TestPostgreSQL(SQLOnly, DriverContract, testtools.TestCase):
                 'SHOW lock_timeout').scalar())
 
     def test_a_tag_the_databases_encoding_cannot_store(self):
-        # A LATIN1 database (an older cluster's default) cannot store every
-        # tag: 400, where it was a 500; the tags it can store are served.
+        # A LATIN1 database (initdb's default under a Latin-1 locale) cannot
+        # store every tag: 400, where it was a 500; the tags it can store
+        # are served.
         database = self.useFixture(it_fixtures.Database(
             'postgresql', create="ENCODING 'LATIN1' TEMPLATE template0 "
             "LC_COLLATE 'C' LC_CTYPE 'C'"))

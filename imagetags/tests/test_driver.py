@@ -285,6 +285,9 @@ class SQLOnly:
     def engine(self):
         return self.driver.engine
 
+    def use_blocks(self):
+        """A new driver's changes made as the class's (TestMySQL's)."""
+
     @contextlib.contextmanager
     def next_connection(self):
         """The pooled connection that the driver's next requests use: the
@@ -566,6 +569,28 @@ class SQLOnly:
         self.assertEqual(['deleted', 'deleted_at', 'updated_at'], sorted(
             c.split('=')[0].strip() for c in soft_delete[0].split(',')))
 
+    def test_pool_options_and_an_exhausted_pool(self):
+        # The [database] pool options size every database's pool (SQLite's
+        # too: oslo.db gave it a NullPool and pool_timeout, a TypeError at
+        # start-up). A request that finds every connection in use past
+        # pool_timeout is Unavailable (503), where it was a 500.
+        self.driver = db.load_driver(self.useFixture(it_fixtures.ConfigDir(
+            it_fixtures.merge(self.conf_dir.options, self.options, {
+                'database': {'max_pool_size': 1, 'max_overflow': 0,
+                             'pool_timeout': 1}}))).conf())
+        self.use_blocks()
+        pool = self.engine().pool
+        self.assertEqual((1, 0, 1), (pool.size(), pool._max_overflow,
+                                     pool._timeout))
+        self.assertTrue(self.add('t'))
+        self.driver._connections.release()
+        held = self.engine().raw_connection()
+        self.assertRaises(db.Unavailable, self.add, 'u')
+        held.close()
+        self.assertTrue(self.add('u'))
+        self.driver._connections.release()
+        self.assertEqual(['t', 'u'], self.tags())
+
     def test_one_trip_changes_nothing_after_a_race(self):
         # The lock + guarded write + bump sent as one string (PostgreSQL,
         # MySQL, MariaDB's block): a guard that misses changes nothing,
@@ -779,11 +804,11 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
         self.assertEqual(['t', 'T'], self.tags())
 
     def test_connections_are_utf8(self):
-        # utf8mb4 unless the URL says utf8 (as deployment tools write
-        # Glance's), whatever the DB-API's own default.
+        # oslo.db's utf8 (as Glance's), or the URL's utf8 or utf8mb4.
         url = sa.engine.make_url(self.conf_dir.options['database'][
             'connection'])
-        for charset, expected in ((None, 'utf8mb4'), ('utf8', 'utf8mb3')):
+        for charset, expected in ((None, 'utf8mb3'), ('utf8', 'utf8mb3'),
+                                  ('utf8mb4', 'utf8mb4')):
             options = it_fixtures.merge(self.conf_dir.options, {'database': {
                 'connection': url.update_query_dict(
                     {'charset': charset} if charset else {}).render_as_string(
@@ -791,8 +816,6 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
             self.driver = db.load_driver(self.useFixture(
                 it_fixtures.ConfigDir(options)).conf())
             self.use_blocks()
-            self.assertEqual(charset or 'utf8mb4',
-                             self.driver.engine.url.query['charset'])
             with self.driver.engine.connect() as conn:
                 self.assertEqual(expected, conn.exec_driver_sql(
                     'SELECT @@character_set_client').scalar())

@@ -446,7 +446,7 @@ def _reconnecting(method):
                                      retry_on_disconnect=True)(method)
 
 
-def _lean(engine):
+def _lean(engine, options):
     """Drop the round trips and work that these transactions do not need.
 
     - oslo.db pings every connection it checks out (pool_pre_ping): a round
@@ -457,7 +457,8 @@ def _lean(engine):
       PyMySQL); every transaction here has ended by then.
     - oslo.db gives a SQLite file a NullPool: every request opened the file
       and read the schema again. Pool its connections, as SQLAlchemy itself
-      does for file databases.
+      does for file databases, by ``[database]`` ``options`` as oslo.db
+      pools a server's.
 
     These are private attributes of SQLAlchemy's pool (2.0, 2.1):
     ``imagetags.tests.test_driver`` checks that they still exist.
@@ -467,7 +468,10 @@ def _lean(engine):
     pool._reset_on_return = sa.pool.base.reset_none
     if engine.dialect.name == 'sqlite' and isinstance(pool, sa.pool.NullPool):
         engine.pool = sa.pool.QueuePool(
-            pool._creator, pool_size=5, max_overflow=10,
+            pool._creator, **{name: value for name, value in (
+                ('pool_size', options.max_pool_size),
+                ('max_overflow', options.max_overflow),
+                ('timeout', options.pool_timeout)) if value is not None},
             recycle=pool._recycle, pre_ping=False,
             reset_on_return=sa.pool.base.reset_none, _dispatch=pool.dispatch,
             dialect=pool._dialect)
@@ -592,29 +596,32 @@ class SQLDriver(db.Driver):
                 url = url.update_query_dict({'timeout': str(
                     conf.imagetags.lock_timeout)})
         if url.get_backend_name() == 'mysql':
-            # Tags are UTF-8: over another connection character set
-            # (latin1, an older libmysqlclient's default) a tag outside it
-            # failed with a 500, and some were stored but never found again.
-            charset = url.query.get('charset', 'utf8mb4')
-            if charset not in ('utf8mb4', 'utf8mb3', 'utf8'):
+            # Tags are UTF-8: over another connection character set (a
+            # URL's charset=latin1) a tag outside it failed with a 500, and
+            # some were stored but never found again. (Without one, oslo.db
+            # connects with utf8, as Glance does.)
+            charset = url.query.get('charset', 'utf8')
+            if charset not in ('utf8', 'utf8mb3', 'utf8mb4'):
                 raise ValueError(
                     '[database] connection: charset=%s cannot carry every '
-                    'tag; use charset=utf8mb4 (the default) or utf8' % (
-                        charset))
+                    'tag; use utf8 (the default) or utf8mb4' % (charset,))
             # The lock and the guarded write go as one query string (every
             # statement here has its values bound by the driver).
-            url = url.update_query_dict({
-                'charset': charset, 'client_flag': str(int(url.query.get(
-                    'client_flag', 0)) | _MULTI_STATEMENTS)})
+            url = url.update_query_dict({'client_flag': str(
+                int(url.query.get('client_flag', 0)) | _MULTI_STATEMENTS)})
         self._tm = enginefacade.transaction_context()
         # max_retries=0: no connection test at start-up (that is all oslo.db
         # uses it for), so that a process started while the database is down
         # answers 503 until it is back instead of failing to start (which
         # stops gunicorn altogether) or waiting max_retries x retry_interval.
+        # oslo.db gives SQLite a NullPool, and its pool_timeout as well (a
+        # TypeError at start-up): _lean's pool takes the pool options.
         self._tm.configure(**dict(
             conf.database.items(), max_retries=0, thread_checkin=False,
-            connection=url.render_as_string(hide_password=False)))
-        self.engine = _lean(self._tm.writer.get_engine())
+            connection=url.render_as_string(hide_password=False), **(
+                {'pool_timeout': None} if url.get_backend_name() == 'sqlite'
+                else {})))
+        self.engine = _lean(self._tm.writer.get_engine(), conf.database)
         if url.get_backend_name() in _LOCK_TIMEOUT and (
                 conf.imagetags.prepared_statements or
                 url.get_backend_name() != 'postgresql'):
@@ -771,6 +778,12 @@ class SQLDriver(db.Driver):
             # PostgreSQL started) comes out as ResourceClosedError, or as
             # what those handlers raise (NotImplementedError with
             # SQLAlchemy 2.1 and oslo.db 18).
+            if isinstance(e, sa.exc.TimeoutError):
+                # Every connection the pool may open is in use, past
+                # [database] pool_timeout: busy, not retried (that was the
+                # wait).
+                LOG.warning('Database unavailable or busy: %s', e)
+                raise db.Unavailable() from e
             cause = _dbapi_cause(e, self._dbapi_error)
             if cause is not None:
                 raise self._failed(cause) from e

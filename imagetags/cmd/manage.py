@@ -14,7 +14,9 @@ import json
 import sys
 import uuid
 
+from oslo_config import cfg
 from oslo_db import exception as db_exc
+import sqlalchemy as sa
 
 from imagetags import conf as it_conf
 from imagetags.db import sql
@@ -42,8 +44,18 @@ def main(argv=None):
     for action in ('show', 'delete'):
         imp.add_parser(action).add_argument('id')
     args = parser.parse_args(argv)
+    try:
+        return _run(args, sql.SQLDriver(it_conf.load(args.config_file)))
+    except (ValueError, OSError, cfg.Error, db_exc.DBError,
+            sa.exc.SQLAlchemyError) as e:
+        # A configuration the driver refuses, a SQLite directory it cannot
+        # make, a database it cannot reach or use: one line, not a
+        # traceback.
+        sys.exit('imagetags-manage: %s' % (str(e).strip().splitlines() or [
+            type(e).__name__])[0])
 
-    driver = sql.SQLDriver(it_conf.load(args.config_file))
+
+def _run(args, driver):
     if args.group == 'db':
         if args.action == 'sync':
             try:

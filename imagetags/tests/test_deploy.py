@@ -373,6 +373,25 @@ class TestCommands(testtools.TestCase):
                               'image', 'show', image)
         self.assertIn('No image', e.stderr)
 
+    def test_manage_says_what_is_wrong_in_one_line(self):
+        conf = os.path.join(self.state, 'imagetags.conf')
+        for connection, expected in (
+                ('postgresql+psycopg2://u@127.0.0.1:%d/db' % (
+                    it_fixtures.free_port()), 'Connection refused'),
+                ('sqlite:///%s/imagetags.sqlite' % conf, 'File exists'),
+                ('sqlite:///' + self.state, 'unable to open database file'),
+                ('postgresql+pg8000://u@127.0.0.1/db', 'does not run on')):
+            with open(conf, 'w') as f:
+                f.write('[database]\nconnection = %s\n' % connection)
+            e = self.assertRaises(subprocess.CalledProcessError, self.manage,
+                                  '--config-file', conf, 'db', 'sync')
+            self.assertEqual(1, len(e.stderr.splitlines()), e.stderr)
+            self.assertIn(expected, e.stderr)
+        e = self.assertRaises(subprocess.CalledProcessError, self.manage,
+                              '--config-file', conf + '.missing', 'db',
+                              'version')
+        self.assertEqual(1, len(e.stderr.splitlines()), e.stderr)
+
     def test_manage_leaves_other_databases_alone(self):
         database = self.useFixture(it_fixtures.Database('sqlite'))
         conf = os.path.join(self.state, 'glance.conf')

@@ -293,16 +293,19 @@ class Uwsgi(Gunicorn):
     def __init__(self, config_dir, pipeline='noauth', workers=2,
                  app='imagetags.wsgi.api:application'):
         super().__init__(config_dir, pipeline, workers, app)
-
-    def argv(self, port):
-        uwsgi = os.path.join(os.path.dirname(sys.executable), 'uwsgi')
-        if not os.path.exists(uwsgi):
+        # Here, not in _setUp: fixtures reports a skip raised in setUp as
+        # a SetupError, a failure.
+        self.uwsgi = os.path.join(os.path.dirname(sys.executable), 'uwsgi')
+        if not os.path.exists(self.uwsgi):
             raise testtools.TestCase.skipException(
                 'uwsgi is not installed: pip install uwsgi (it builds with '
                 'a C compiler and the Python headers)')
-        return [uwsgi, '--http', '127.0.0.1:%d' % port, '--module', self.app,
-                '--virtualenv', sys.prefix, '--master', '--die-on-term',
-                '--processes', str(self.workers), '--logto', self.log]
+
+    def argv(self, port):
+        return [self.uwsgi, '--http', '127.0.0.1:%d' % port, '--module',
+                self.app, '--virtualenv', sys.prefix, '--master',
+                '--die-on-term', '--processes', str(self.workers), '--logto',
+                self.log]
 
 
 def tags_app(app):

@@ -569,25 +569,26 @@ class SQLDriver(db.Driver):
             # SQLAlchemy's MySQL dialect serves MariaDB (it tells them apart
             # itself); the statements here are written for it.
             url = url.set(drivername='mysql+' + url.get_driver_name())
-        driver = '%s+%s' % (url.get_backend_name(), url.get_driver_name())
+        backend = url.get_backend_name()
+        driver = '%s+%s' % (backend, url.get_driver_name())
         if driver not in DRIVERS and '+' not in url.drivername:
             # No driver named, and SQLAlchemy's default is not one of ours
             # (postgresql:// is psycopg 3 since SQLAlchemy 2.1): ours.
             driver = next((d for d in DRIVERS if d.startswith(
-                url.get_backend_name() + '+')), driver)
+                backend + '+')), driver)
             url = url.set(drivername=driver)
         if driver not in DRIVERS:
             raise ValueError(
                 '[database] connection: imagetags does not run on %s://; '
                 'use %s:// (mariadb+ for mysql+ as well)' % (
                     driver, ':// or '.join(DRIVERS)))
-        if url.get_backend_name() == 'sqlite' and url.database in (
+        if backend == 'sqlite' and url.database in (
                 None, '', ':memory:'):
             raise ValueError(
                 '[database] connection: an in-memory SQLite database is one '
                 'per connection, each empty; use a file (sqlite:///path, then '
                 'imagetags-manage db sync), or [imagetags] driver = memory')
-        if url.get_backend_name() == 'sqlite':
+        if backend == 'sqlite':
             # The embedded default: make its state directory. The busy wait
             # is lock_timeout (pysqlite's default is 5 s), per attempt.
             os.makedirs(os.path.dirname(os.path.abspath(url.database)),
@@ -595,7 +596,7 @@ class SQLDriver(db.Driver):
             if 'timeout' not in url.query:
                 url = url.update_query_dict({'timeout': str(
                     conf.imagetags.lock_timeout)})
-        if url.get_backend_name() == 'mysql':
+        if backend == 'mysql':
             # Tags are UTF-8: over another connection character set (a
             # URL's charset=latin1) a tag outside it failed with a 500, and
             # some were stored but never found again. (Without one, oslo.db
@@ -619,18 +620,18 @@ class SQLDriver(db.Driver):
         self._tm.configure(**dict(
             conf.database.items(), max_retries=0, thread_checkin=False,
             connection=url.render_as_string(hide_password=False), **(
-                {'pool_timeout': None} if url.get_backend_name() == 'sqlite'
+                {'pool_timeout': None} if backend == 'sqlite'
                 else {})))
         self.engine = _lean(self._tm.writer.get_engine(), conf.database)
-        if url.get_backend_name() in _LOCK_TIMEOUT and (
+        if backend in _LOCK_TIMEOUT and (
                 conf.imagetags.prepared_statements or
-                url.get_backend_name() != 'postgresql'):
+                backend != 'postgresql'):
             # Not behind PgBouncer in transaction mode (which needs the
             # prepared statements off): there a session's SET outlives the
             # transaction and reaches other clients' (Glance's) on the same
             # server connection. README: set it on the role there.
             sa.event.listen(self.engine, 'connect', functools.partial(
-                _set_lock_timeout, _LOCK_TIMEOUT[url.get_backend_name()] % (
+                _set_lock_timeout, _LOCK_TIMEOUT[backend] % (
                     conf.imagetags.lock_timeout)))
         self._connections = _Kept(self.engine)
         weakref.finalize(self, self._connections.release).atexit = False

@@ -133,16 +133,17 @@ def glance_missing():
     return None
 
 
-def postgresql_missing():
-    """Why the PostgreSQL variant cannot run, or None."""
-    return it_fixtures.unreachable(
-        'PostgreSQL', it_fixtures.SERVER_URLS['postgresql'], 5432)
+_SERVERS = {'postgresql': ('PostgreSQL', 5432),
+            'mysql': ('MariaDB/MySQL', 3306)}
 
 
-def mysql_missing():
-    """Why the MariaDB/MySQL variant cannot run, or None."""
-    return it_fixtures.unreachable(
-        'MariaDB/MySQL', it_fixtures.SERVER_URLS['mysql'], 3306)
+def backend_missing(backend):
+    """Why the variant on ``backend`` cannot run, or None (SQLite)."""
+    if backend not in _SERVERS:
+        return None
+    name, port = _SERVERS[backend]
+    return it_fixtures.unreachable(name, it_fixtures.SERVER_URLS[backend],
+                                   port)
 
 
 def _die_with_parent():

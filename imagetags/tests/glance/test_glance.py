@@ -175,7 +175,8 @@ class GlanceTest(testtools.TestCase):
 
     @classmethod
     def missing(cls):
-        return server.glance_missing()
+        return server.glance_missing() or server.backend_missing(
+            cls.BACKEND)
 
     @classmethod
     def setUpClass(cls):
@@ -698,10 +699,6 @@ TOPICS = ['imagetags_glance_%s_%s' % (name, uuid.uuid4().hex[:8])
           for name in ('stock', 'tags')]
 
 
-def _rabbit_missing():
-    return it_fixtures.rabbit_missing() or server.glance_missing()
-
-
 class NotificationTest(GlanceTest):
     """Both Glances send notifications (RabbitMQ, a topic each): a tag
     change made by imagetags sends the image.update that Glance's own
@@ -711,7 +708,10 @@ class NotificationTest(GlanceTest):
         '\n[oslo_messaging_notifications]\ndriver = messagingv2\n'
         'topics = %s\ntransport_url = %s\n' % (topic, it_fixtures.RABBIT_URL)
         for topic in TOPICS)
-    missing = staticmethod(_rabbit_missing)
+
+    @classmethod
+    def missing(cls):
+        return it_fixtures.rabbit_missing() or super().missing()
 
     def updates(self, topic, expected):
         """The image.update payloads sent on topic since the last look."""
@@ -756,29 +756,17 @@ def _masked(payload):
                 updated_at='T')
 
 
-def _postgresql_missing():
-    return server.glance_missing() or server.postgresql_missing()
-
-
 class PostgreSQLMatrixTest(MatrixTest):
     BACKEND = 'postgresql'
-    missing = staticmethod(_postgresql_missing)
 
 
 class PostgreSQLFilterTest(FilterTest):
     BACKEND = 'postgresql'
-    missing = staticmethod(_postgresql_missing)
-
-
-def _mysql_missing():
-    return server.glance_missing() or server.mysql_missing()
 
 
 class MariaDBMatrixTest(MatrixTest):
     BACKEND = 'mysql'
-    missing = staticmethod(_mysql_missing)
 
 
 class MariaDBFilterTest(FilterTest):
     BACKEND = 'mysql'
-    missing = staticmethod(_mysql_missing)

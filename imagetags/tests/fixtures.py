@@ -342,3 +342,130 @@ def image_states(engine, image_ids):
             if tag is not None:
                 tag_list.append(tag)
     return states
+
+
+class Galera(fixtures.Fixture):
+    """A MariaDB Galera cluster of ``nodes`` nodes on 127.0.0.1, made for
+    the test (the first node bootstraps it, the others join by rsync), with
+    a database of imagetags' schema on it: ``.urls``, one per node. Skips
+    (from the constructor) where MariaDB's server, the Galera library or
+    rsync is missing; ``IMAGETAGS_TEST_GALERA_PROVIDER`` names the library.
+    """
+
+    PROVIDERS = ('/usr/lib/galera/libgalera_smm.so',
+                 '/usr/lib/libgalera_smm.so',
+                 '/usr/lib64/galera-4/libgalera_smm.so')
+
+    def __init__(self, nodes=2):
+        super().__init__()
+        self.nodes = nodes
+        self.server = shutil.which('mariadbd', path=os.pathsep.join(
+            [os.environ.get('PATH', ''), '/usr/sbin', '/usr/libexec']))
+        self.install = shutil.which('mariadb-install-db')
+        provider = os.environ.get('IMAGETAGS_TEST_GALERA_PROVIDER')
+        self.provider = provider or next(
+            (p for p in self.PROVIDERS if os.path.exists(p)), None)
+        missing = [name for name, found in (
+            ('mariadbd', self.server), ('mariadb-install-db', self.install),
+            ('the Galera library (galera-4)', self.provider),
+            ('rsync', shutil.which('rsync'))) if not found]
+        if missing:
+            raise testtools.TestCase.skipException(
+                'no Galera cluster can be started here: %s not found'
+                % ', '.join(missing))
+        # As root, the servers run as mysql (rsync's daemon, which joins a
+        # node, would write as nobody).
+        self.user = ['--user=mysql'] if os.geteuid() == 0 else []
+
+    def _setUp(self):
+        top = self.useFixture(fixtures.TempDir()).path
+        if self.user:
+            shutil.chown(top, 'mysql', 'mysql')
+        self.procs, self.urls = [], []
+        gcomm = [free_port() for _ in range(self.nodes)]
+        for n in range(self.nodes):
+            datadir = os.path.join(top, 'n%d' % n)
+            # Its own temporary files: two servers bootstrapping at once in
+            # one directory crashed on each other's.
+            tmpdir = '--tmpdir=' + os.path.join(top, 'tmp%d' % n)
+            for path in (datadir, tmpdir[9:]):
+                os.mkdir(path)
+                if self.user:
+                    shutil.chown(path, 'mysql', 'mysql')
+            if n == 0:
+                self._run([self.install, '--no-defaults', *self.user,
+                           '--datadir=' + datadir, tmpdir,
+                           '--auth-root-authentication-method=normal'])
+            port = free_port()
+            log = os.path.join(top, 'n%d.err' % n)
+            proc = subprocess.Popen([
+                self.server, '--no-defaults', *self.user,
+                '--datadir=' + datadir, tmpdir, '--port=%d' % port,
+                '--socket=' + os.path.join(top, 'n%d.sock' % n),
+                '--pid-file=' + os.path.join(top, 'n%d.pid' % n),
+                '--log-error=' + log, '--bind-address=127.0.0.1',
+                '--skip-name-resolve', '--innodb-buffer-pool-size=32M',
+                '--binlog-format=ROW', '--innodb-autoinc-lock-mode=2',
+                '--wsrep-on=ON', '--wsrep-provider=' + self.provider,
+                '--wsrep-cluster-address=gcomm://' + ','.join(
+                    '127.0.0.1:%d' % p for p in gcomm if p != gcomm[n]),
+                '--wsrep-node-address=127.0.0.1:%d' % gcomm[n],
+                '--wsrep-provider-options=base_port=%d;ist.recv_addr='
+                '127.0.0.1:%d;gcache.size=16M' % (gcomm[n], free_port()),
+                '--wsrep-sst-method=rsync',
+                '--wsrep-sst-receive-address=127.0.0.1:%d' % free_port(),
+                *(['--wsrep-new-cluster'] if n == 0 else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.procs.append(proc)
+            self.addCleanup(self._stop, proc)
+            url = 'mysql+pymysql://root@127.0.0.1:%d/' % port
+            self._wait_synced(url, proc, log, n + 1)
+            self.urls.append(url)
+        name = 'it_' + uuid.uuid4().hex[:12]
+        engine = sa.create_engine(self.urls[0], poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.exec_driver_sql('CREATE DATABASE ' + name)
+        engine.dispose()
+        self.urls = [url + name for url in self.urls]
+        engine = sa.create_engine(self.urls[0], poolclass=sa.pool.NullPool)
+        migration.upgrade(engine)
+        engine.dispose()
+
+    @staticmethod
+    def _run(argv):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError('%s failed: %s' % (argv[0], done.stdout +
+                                                  done.stderr))
+
+    def _wait_synced(self, url, proc, log, size, timeout=120):
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    with engine.connect() as conn:
+                        status = dict(conn.exec_driver_sql(
+                            'SHOW STATUS WHERE Variable_name IN '
+                            "('wsrep_local_state_comment', "
+                            "'wsrep_cluster_size')").all())
+                except sa.exc.DBAPIError:
+                    status = {}
+                if status.get('wsrep_local_state_comment') == 'Synced' and (
+                        int(status.get('wsrep_cluster_size', 0)) == size):
+                    return
+                time.sleep(0.2)
+        finally:
+            engine.dispose()
+        with open(log, errors='replace') as f:
+            raise RuntimeError('Galera node %d did not join: %s' % (
+                size, f.read()[-4000:]))
+
+    @staticmethod
+    def _stop(proc):
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

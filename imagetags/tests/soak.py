@@ -11,6 +11,13 @@ time is up: pick an image, a tag and PUT or DELETE at random, one new
 every request with a system-wide monotonic clock. At the end the final tags
 of every image are read from the database and checked against the log.
 
+The ``galera`` backend is a MariaDB Galera cluster of two nodes made for
+the run (``imagetags.tests.fixtures.Galera``), each node with a gunicorn of
+its own (half the workers), and every request goes to one of them at
+random: writers on every node of one image at once. Its servers set
+``[database] mysql_wsrep_sync_wait = 1``, as README tells operators to do
+there, so that a read sees what another node has committed.
+
 What is checked, per (image, tag) (tags-api.md 3.1: each change is atomic and
 serialised against the other writers of the image):
 
@@ -67,7 +74,7 @@ HEADERS = {'X-Identity-Status': 'Confirmed', 'X-Roles': 'member,reader',
            'X-Project-Id': PROJECT, 'X-User-Id': 'U'}
 SHARED_TAGS = ('a', 'A', '\u00e9', 'x y')
 OWNED_PER_THREAD = 2
-BACKENDS = ('sqlite', 'mysql', 'postgresql')
+BACKENDS = ('sqlite', 'mysql', 'postgresql', 'galera')
 RETRY_MARK = 'Performing DB retry'
 BUSY_MARKS = ('Database unavailable or busy', 'Database busy past the retries')
 SEARCH_BUDGET = 500000
@@ -83,13 +90,14 @@ def client(spec):
     """One client process: ``threads`` threads until ``seconds`` are up.
 
     ``spec``: a dict with ``client`` (its number), ``threads``, ``url``,
-    ``images`` (ids), ``seconds``, ``seed`` and ``out``. Says ``ready`` on
+    ``images`` (ids), ``seconds``, ``seed`` and ``out``; ``urls``: the
+    servers, each request to one at random. Says ``ready`` on
     stdout and starts on ``go`` from stdin, so that every client has started
     before the clock does. Writes one JSON line per request to ``out``:
     [client, thread, seq, image index, tag, method, status, start, end].
     """
     number, images = spec['client'], spec['images']
-    netloc = urllib.parse.urlsplit(spec['url']).netloc
+    netlocs = [urllib.parse.urlsplit(url).netloc for url in spec['urls']]
     records = [[] for _ in range(spec['threads'])]
     print('ready', flush=True)
     if sys.stdin.readline().strip() != 'go':
@@ -107,6 +115,7 @@ def client(spec):
             method = rng.choice(('PUT', 'DELETE'))
             path = '/v2/images/%s/tags/%s' % (images[image],
                                               urllib.parse.quote(tag))
+            netloc = rng.choice(netlocs)
             start = time.monotonic()
             conn = http.client.HTTPConnection(netloc, timeout=120)
             try:
@@ -135,12 +144,12 @@ def client(spec):
     return 0
 
 
-def run_clients(url, images, seconds, clients, threads, seed, workdir):
+def run_clients(urls, images, seconds, clients, threads, seed, workdir):
     """Run the client processes; (all their records, seconds taken)."""
     procs = []
     try:
         for n in range(clients):
-            spec = {'client': n, 'threads': threads, 'url': url,
+            spec = {'client': n, 'threads': threads, 'urls': urls,
                     'images': images, 'seconds': seconds, 'seed': seed,
                     'out': os.path.join(workdir, 'client-%d.jsonl' % n)}
             procs.append((spec, subprocess.Popen(
@@ -349,13 +358,16 @@ def run(backend, seconds, clients=4, threads=3, images=3, workers=4,
 
     Raises unittest.SkipTest if the database server is unreachable.
     """
+    import contextlib
+
     import fixtures
 
     from imagetags import db
     from imagetags.tests import fixtures as it_fixtures
 
     seed = seed if seed is not None else random.randrange(1 << 30)
-    database = it_fixtures.Database(backend)
+    database = (it_fixtures.Galera() if backend == 'galera'
+                else it_fixtures.Database(backend))
     try:
         database.setUp()
     except fixtures.MultipleExceptions as e:
@@ -365,25 +377,35 @@ def run(backend, seconds, clients=4, threads=3, images=3, workers=4,
                 raise error
         raise
     try:
-        with tempfile.TemporaryDirectory(prefix='soak-') as workdir:
-            log_file = os.path.join(workdir, 'imagetags.log')
-            options = it_fixtures.merge(database.options, {'DEFAULT': {
-                'image_tag_quota': -1, 'debug': True, 'log_file': log_file}})
-            with it_fixtures.ConfigDir(options) as config_dir:
-                driver = db.load_driver(config_dir.conf())
-                image_ids = [str(uuid.uuid4()) for _ in range(images)]
-                for image_id in image_ids:
-                    driver.create_image(image_id, PROJECT, 'private')
-                # --preload: the app is built once and the workers fork ready.
-                with it_fixtures.Gunicorn(config_dir, workers=workers,
-                                          extra_args=['--preload']) as server:
-                    records, elapsed = run_clients(
-                        server.url, image_ids, seconds, clients, threads, seed,
-                        workdir)
-                    gunicorn_log = _read(server.log)
-                final = [driver.show_image(i)['tags'] for i in image_ids]
-                driver.engine.dispose()
-            server_log = _read(log_file)
+        with tempfile.TemporaryDirectory(prefix='soak-') as workdir, \
+                contextlib.ExitStack() as stack:
+            log_files = []
+            nodes = ([{'imagetags': {'driver': 'sql'}, 'database': {
+                'connection': url, 'mysql_wsrep_sync_wait': 1}}
+                for url in database.urls] if backend == 'galera'
+                else [database.options])
+            config_dirs = []
+            for n, options in enumerate(nodes):
+                log_files.append(os.path.join(workdir, 'imagetags-%d.log' % n))
+                config_dirs.append(stack.enter_context(it_fixtures.ConfigDir(
+                    it_fixtures.merge(options, {'DEFAULT': {
+                        'image_tag_quota': -1, 'debug': True,
+                        'log_file': log_files[-1]}}))))
+            driver = db.load_driver(config_dirs[0].conf())
+            image_ids = [str(uuid.uuid4()) for _ in range(images)]
+            for image_id in image_ids:
+                driver.create_image(image_id, PROJECT, 'private')
+            # --preload: the app is built once and the workers fork ready.
+            servers = [stack.enter_context(it_fixtures.Gunicorn(
+                config_dir, workers=max(1, workers // len(config_dirs)),
+                extra_args=['--preload'])) for config_dir in config_dirs]
+            records, elapsed = run_clients(
+                [server.url for server in servers], image_ids, seconds,
+                clients, threads, seed, workdir)
+            gunicorn_log = ''.join(_read(server.log) for server in servers)
+            final = [driver.show_image(i)['tags'] for i in image_ids]
+            driver.engine.dispose()
+            server_log = ''.join(_read(log_file) for log_file in log_files)
     finally:
         database.cleanUp()
     problems, figures = check(records, final, image_ids, clients, threads)

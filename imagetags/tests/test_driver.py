@@ -595,8 +595,7 @@ class SQLOnly:
         # The lock + guarded write + bump sent as one string (PostgreSQL,
         # MySQL, MariaDB's block): a guard that misses changes nothing,
         # updated_at included.
-        trips = self.driver._one_trip
-        if not trips:
+        if self.backend == 'sqlite':
             self.skipTest('changes in one trip are for PostgreSQL '
                           '(psycopg2) and MySQL')
         insert, soft_delete = self.driver._insert, self.driver._soft_delete
@@ -609,7 +608,8 @@ class SQLOnly:
             conn = self.engine().raw_connection()
             try:
                 cursor = conn.cursor()
-                self.driver._use_mariadb()
+                if self.driver._mysql and self.driver.server is None:
+                    self.driver._learn_server(cursor)
                 self.driver._prepare_on(conn, cursor)
                 changed = self.driver._send_change(cursor, write, values)
                 conn.commit()
@@ -775,7 +775,7 @@ class TestMySQL(SQLOnly, DriverContract, testtools.TestCase):
 
     def use_blocks(self):
         if not self.blocks:
-            self.driver._mariadb = None
+            self.driver.use_server(mariadb=False, galera=False)
 
     def test_a_mariadb_url_is_served_as_mysql(self):
         # SQLAlchemy names the dialect of a mariadb:// URL "mariadb": the

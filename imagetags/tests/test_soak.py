@@ -36,3 +36,7 @@ class TestMySQL(Soak, testtools.TestCase):
 
 class TestPostgreSQL(Soak, testtools.TestCase):
     backend = 'postgresql'
+
+
+class TestGalera(Soak, testtools.TestCase):
+    backend = 'galera'

@@ -19,9 +19,10 @@
    the whole change starts again from a new read, which then answers from
    the new state.
 
-Three statements per change (MySQL, not MariaDB: four), one per no-change
-answer, compiled once from the SQLAlchemy Core statements below and sent on
-the driver's own cursor of a pooled connection. Round trips:
+Three statements per change (MySQL, not MariaDB: four; one more on a
+Galera node, see CLEAR), one per no-change answer, compiled once from the
+SQLAlchemy Core statements below and sent on the driver's own cursor of a
+pooled connection. Round trips:
 
 - PostgreSQL (psycopg2): the connection is in autocommit, so the read is
   one round trip with no transaction to end. The change is one query string
@@ -84,6 +85,17 @@ BUMP = (_images.update()
         .where(_images.c.id == sa.bindparam('image_id'),
                _images.c.deleted == _LIVE)
         .values(updated_at=sa.bindparam('now')))
+# Galera (MariaDB/MySQL with wsrep on) certifies a transaction against the
+# other nodes' by the rows it changed, and a row lock is not replicated. A
+# bump within the second of the image's last one (MySQL's DATETIME keeps
+# whole seconds) changes no row, so two nodes' writes of one image did not
+# conflict: duplicate live tags and a quota passed (seen on two nodes). On
+# Galera the bump therefore comes after this, which always changes the row
+# (the bump then changes it back from NULL, inside the transaction).
+CLEAR = (_images.update()
+         .where(_images.c.id == sa.bindparam('image_id'),
+                _images.c.deleted == _LIVE)
+         .values(updated_at=sa.null()))
 
 
 _THE_IMAGE = sa.and_(_images.c.id == sa.bindparam('image_id'),
@@ -212,7 +224,7 @@ def _writes(dialect):
             soft_delete)
 
 
-def _one_trip(dialect, writes):
+def _one_trip(dialect, writes, galera=False):
     """The change as one query string: lock, then the guarded write with
     the ``updated_at`` bump only where it changed a row; the count of
     bumped images (0 or 1) tells whether it changed anything.
@@ -222,16 +234,17 @@ def _one_trip(dialect, writes):
     committed before the lock; the bump is in the write's statement
     (psycopg2 sends a query string as it is; psycopg 3 binds parameters on
     the server, which takes one statement at a time). MySQL bumps in a
-    statement of its own, on the write's ``ROW_COUNT()`` (MariaDB's block is
-    made by the caller, of the write and BUMP). Returns {write: statements},
-    or None for SQLite."""
+    statement of its own, on the write's ``ROW_COUNT()`` (on a Galera node
+    after CLEAR, on its; MariaDB's block is made by the caller, of BUMP and
+    the write). Returns {write: statements}, or None for SQLite."""
     lock = (sa.select(_images.c.id)
             .where(_images.c.id == sa.bindparam('image'),
                    _images.c.deleted == _LIVE)
             .with_for_update())
     if dialect.name == 'mysql':
-        bump = BUMP.where(sa.func.row_count() > sa.literal_column('0'))
-        return {write: (lock, write, bump) for write in writes}
+        changed = sa.func.row_count() > sa.literal_column('0')
+        bumps = [b.where(changed) for b in _bumps(galera)]
+        return {write: (lock, write, *bumps) for write in writes}
     if dialect.name == 'sqlite':
         return None
     trips = {}
@@ -244,10 +257,14 @@ def _one_trip(dialect, writes):
     return trips
 
 
-# MariaDB's change: the bump (which takes the image's row lock), then the
-# guarded write; kept only if the write changed a row, else rolled back
-# with an error.
-_BLOCK = ('BEGIN NOT ATOMIC START TRANSACTION; %s; %s; IF ROW_COUNT() > 0 '
+def _bumps(galera):
+    return [CLEAR, BUMP] if galera else [BUMP]
+
+
+# MariaDB's change: the bump (which takes the image's row lock; on a Galera
+# node CLEAR, then the bump), then the guarded write; kept only if the
+# write changed a row, else rolled back with an error.
+_BLOCK = ('BEGIN NOT ATOMIC START TRANSACTION; %s; IF ROW_COUNT() > 0 '
           "THEN COMMIT; ELSE ROLLBACK; SIGNAL SQLSTATE '45000' SET "
           "MESSAGE_TEXT = 'imagetags: raced'; END IF; END")
 # The error of that SIGNAL, as the DB-API raises it: the write changed
@@ -310,7 +327,8 @@ def _mariadb_prepared(dialect, named):
         block, parts = statement if isinstance(statement, tuple) else (
             '%s', [statement])
         compiled = [s.compile(dialect=qmark) for s in parts]
-        texts['imagetags_' + name] = block % tuple(c.string for c in compiled)
+        texts['imagetags_' + name] = block % '; '.join(
+            c.string for c in compiled)
         names['imagetags_' + name] = [n for c in compiled
                                       for n in c.positiontup]
     return (('; '.join('PREPARE %s FROM %%(%s)s' % (n, n) for n in texts),
@@ -656,37 +674,22 @@ class SQLDriver(db.Driver):
         self._member_sql = _sql(MEMBER, dialect)
         self._bump_sql = _sql(BUMP, dialect)
         self._write_sql = {w: _sql(w, dialect) for w in writes}
-        self._one_trip = self._prepare = None
+        self._one_trip = self._prepare = self._block = None
         # MySQL (MariaDB too): a query string of several statements has
         # several results; its connections are left in autocommit (see
         # _change_once), so _transaction starts its own.
         self._mysql = dialect.name == 'mysql'
-        trips = _one_trip(dialect, writes)
+        # MySQL's family: its changes are made once the first connection
+        # has told what the server is (_learn_server): ``server``, then
+        # (MariaDB?, a Galera node?).
+        self.server = None
+        self._writes, self._read_statement = writes, read
+        trips = None if self._mysql else _one_trip(dialect, writes)
         # PostgreSQL: autocommit; the change is a transaction of its own.
         self._autocommit = dialect.name == 'postgresql'
-        # MariaDB's changes, each one compound statement (see the module's
-        # docstring), and its statements prepared: the server is sent
-        # MySQL's until it is known to be MariaDB (_use_mariadb).
-        self._block = self._mariadb = None
         # For tests and the bench: the prepared statements' SQL by name.
         self.prepared = {}
-        prepare = conf.imagetags.prepared_statements
-        if self._mysql:
-            self._one_trip = {w: '; '.join(
-                ['START TRANSACTION'] + [_sql(s, dialect) for s in trip] +
-                ['COMMIT']) for w, trip in trips.items()}
-            self._mariadb = (None, self._read_sql, self._member_sql, {
-                w: _BLOCK % (self._bump_sql, sql)
-                for w, sql in self._write_sql.items()}, {})
-            if prepare:
-                sqls, run, texts = _mariadb_prepared(dialect, dict(
-                    {name: (_BLOCK, [BUMP, w]) for w, name in writes.items()},
-                    read=read, member=MEMBER))
-                self._mariadb = (sqls, run['imagetags_read'],
-                                 run['imagetags_member'],
-                                 {w: run['imagetags_' + name]
-                                  for w, name in writes.items()}, texts)
-        elif trips and prepare:
+        if trips and conf.imagetags.prepared_statements:
             lock = trips[self._insert][0]
             plans = {name: _prepared('imagetags_' + name, stmt, dialect)
                      for name, stmt in [('read', read), ('member', MEMBER),
@@ -791,8 +794,6 @@ class SQLDriver(db.Driver):
             if isinstance(e, sa.exc.ResourceClosedError):
                 raise db_exc.DBConnectionError(e) from e
             raise
-        if self._mariadb is not None:
-            self._use_mariadb()
         # clean: no transaction open (every DB-API in DRIVERS reads in
         # autocommit; MySQL's changes end with their COMMIT too).
         dbapi, cursor, clean = conn.dbapi_connection, None, False
@@ -804,6 +805,8 @@ class SQLDriver(db.Driver):
                 # connection (show/create/delete_image leave it on).
                 dbapi.autocommit(True)
             cursor = dbapi.cursor()
+            if self._mysql and self.server is None:
+                self._learn_server(cursor)
             self._prepare_on(conn, cursor)
             keys = {'image_id': image_id, 'project': ctx.project_id}
             rows = self._send(cursor, self._read_sql, keys, True)
@@ -875,13 +878,37 @@ class SQLDriver(db.Driver):
             return db_exc.DBConnectionError(e)
         return e
 
-    def _use_mariadb(self):
-        """Once connected, the server is known: MariaDB is sent its blocks
-        and its prepared statements; MySQL keeps MySQL's."""
-        mariadb, self._mariadb = self._mariadb, None
-        if mariadb and self.engine.dialect.is_mariadb:
-            (self._prepare, self._read_sql, self._member_sql, self._block,
-             self.prepared) = mariadb
+    def _learn_server(self, cursor):
+        """MySQL's family, on the first connection: is it MariaDB, and a
+        Galera node?"""
+        cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+        self.use_server(self.engine.dialect.is_mariadb, any(
+            value.upper() == 'ON' for _, value in cursor.fetchall()))
+
+    def use_server(self, mariadb, galera):
+        """MySQL's family: MariaDB is sent its blocks and its prepared
+        statements, MySQL MySQL's changes; a Galera node's changes CLEAR
+        ``updated_at`` before they bump it. ``server`` is set last: a thread
+        that sees it set finds the rest in place. (Tests call it to run
+        MySQL's changes on MariaDB.)"""
+        dialect, writes = self.engine.dialect, self._writes
+        self._one_trip = {w: '; '.join(
+            ['START TRANSACTION'] + [_sql(s, dialect) for s in trip] +
+            ['COMMIT']) for w, trip in _one_trip(
+                dialect, writes, galera).items()}
+        if mariadb and self.conf.imagetags.prepared_statements:
+            (self._prepare, run, self.prepared) = _mariadb_prepared(
+                dialect, dict({name: (_BLOCK, _bumps(galera) + [w])
+                               for w, name in writes.items()},
+                              read=self._read_statement, member=MEMBER))
+            self._read_sql = run['imagetags_read']
+            self._member_sql = run['imagetags_member']
+            self._block = {w: run['imagetags_' + name]
+                           for w, name in writes.items()}
+        else:
+            self._block = mariadb and {w: _BLOCK % '; '.join(_sql(
+                s, dialect) for s in _bumps(galera) + [w]) for w in writes}
+        self.server = mariadb, galera
 
     def _prepare_on(self, conn, cursor):
         """The PREPAREs, once per connection (a new or reset connection has

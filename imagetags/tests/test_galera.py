@@ -6,7 +6,8 @@ galera-4 library or rsync is missing), and a driver on each node. Galera
 certifies a transaction against the other nodes' by the rows it changed; a
 row lock is not replicated. Writes of one image through both nodes at once
 must still leave no duplicate live tag and never pass the quota, on
-MariaDB's changes and on MySQL's. (``tox -e soak`` and its short version in
+MariaDB's changes and on MySQL's. A node that refuses queries answers 503,
+and serves again once it takes them. (``tox -e soak`` and its short version in
 ``test_soak`` run the whole pipeline on such a cluster.)
 """
 import collections
@@ -14,6 +15,7 @@ import threading
 import uuid
 
 from oslo_context import context
+import pymysql
 import sqlalchemy as sa
 import testtools
 
@@ -27,6 +29,10 @@ TAGS = ['t%d' % n for n in range(6)]
 QUOTA = 4
 IMAGES = 40
 THREADS_PER_NODE = 3
+
+
+def allow(image):
+    """The policy check: the caller may change any image."""
 
 
 class GaleraTest(testtools.TestCase):
@@ -86,11 +92,9 @@ class GaleraTest(testtools.TestCase):
                                     [('add', t) for t in order[:2]]):
                     try:
                         if change == 'add':
-                            driver.add_tag(ADMIN, image, tag, QUOTA,
-                                           lambda image: None)
+                            driver.add_tag(ADMIN, image, tag, QUOTA, allow)
                         else:
-                            driver.delete_tag(ADMIN, image, tag,
-                                              lambda image: None)
+                            driver.delete_tag(ADMIN, image, tag, allow)
                         outcomes[change] += 1
                     except (db.TagNotFound, db.TagLimitExceeded) as e:
                         outcomes[type(e).__name__] += 1
@@ -137,3 +141,30 @@ class GaleraTest(testtools.TestCase):
         for driver in self.drivers:
             driver.use_server(mariadb=False, galera=True)
         self.check()
+
+    def test_a_node_refusing_queries_is_unavailable(self):
+        # wsrep_reject_queries (maintenance; a node that lost its cluster's
+        # quorum answers the same error 1047): 503, then served again.
+        driver = self.drivers[0]
+        image = str(uuid.uuid4())
+        driver.create_image(image, PROJECT)
+        url = sa.engine.make_url(self.cluster.urls[0])
+
+        def reject(how):
+            # On a DB-API connection: SQLAlchemy's would end with a
+            # ROLLBACK, which the node refuses.
+            conn = pymysql.connect(host=url.host, port=url.port,
+                                   user=url.username)
+            try:
+                conn.cursor().execute('SET GLOBAL wsrep_reject_queries = '
+                                      + how)
+            finally:
+                conn.close()
+        self.assertTrue(driver.add_tag(ADMIN, image, 'a', QUOTA, allow))
+        reject('ALL')
+        self.addCleanup(reject, 'NONE')
+        self.assertRaises(db.Unavailable, driver.add_tag, ADMIN, image, 'b',
+                          QUOTA, allow)
+        reject('NONE')
+        self.assertEqual(['a', 'b'], driver.add_tag(
+            ADMIN, image, 'b', QUOTA, allow)['tags'])

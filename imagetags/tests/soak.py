@@ -8,7 +8,9 @@ serving the noauth pipeline (quota unlimited), a few images, then several
 client *processes* of a few threads each, every thread looping until the
 time is up: pick an image, a tag and PUT or DELETE at random, one new
 ``http.client`` connection per request, and record (start, end, status) of
-every request with a system-wide monotonic clock. At the end the final tags
+every request with a system-wide monotonic clock. ``--server-threads N``
+gives each worker N threads (gunicorn's gthread worker): requests of one
+process share its driver and its connections. At the end the final tags
 of every image are read from the database and checked against the log.
 
 The ``galera`` backend is a MariaDB Galera cluster of two nodes made for
@@ -353,7 +355,7 @@ def _check_shared(ops, present):
 # --- one backend --------------------------------------------------------
 
 def run(backend, seconds, clients=4, threads=3, images=3, workers=4,
-        seed=None, out=print):
+        seed=None, out=print, server_threads=1):
     """Soak one backend; returns a summary dict (``problems`` empty = pass).
 
     Raises unittest.SkipTest if the database server is unreachable.
@@ -398,7 +400,8 @@ def run(backend, seconds, clients=4, threads=3, images=3, workers=4,
             # --preload: the app is built once and the workers fork ready.
             servers = [stack.enter_context(it_fixtures.Gunicorn(
                 config_dir, workers=max(1, workers // len(config_dirs)),
-                extra_args=['--preload'])) for config_dir in config_dirs]
+                extra_args=['--preload', '--threads', str(server_threads)]))
+                for config_dir in config_dirs]
             records, elapsed = run_clients(
                 [server.url for server in servers], image_ids, seconds,
                 clients, threads, seed, workdir)
@@ -415,6 +418,7 @@ def run(backend, seconds, clients=4, threads=3, images=3, workers=4,
         'backend': backend, 'seconds': seconds, 'elapsed': elapsed,
         'seed': seed, 'clients': clients, 'threads': threads,
         'images': images, 'workers': workers,
+        'server threads': server_threads,
         'operations': len(records),
         'counts': {'%s %s' % k: v for k, v in sorted(counts.items(),
                                                      key=str)},
@@ -456,9 +460,9 @@ def _percentile(values, p):
 
 def report(s, out=print):
     out('soak %s: %.1f s, %d client processes x %d threads, %d images, '
-        'gunicorn %d workers, seed %d'
+        'gunicorn %d workers of %d threads, seed %d'
         % (s['backend'], s['elapsed'], s['clients'], s['threads'],
-           s['images'], s['workers'], s['seed']))
+           s['images'], s['workers'], s['server threads'], s['seed']))
     out('  operations: %d (%.0f/s): %s' % (
         s['operations'], s['operations'] / max(s['elapsed'], 1e-9),
         ', '.join('%s=%d' % kv for kv in s['counts'].items())))
@@ -492,7 +496,9 @@ def main(argv=None):
                         help='threads per client process')
     parser.add_argument('--images', type=int, default=3)
     parser.add_argument('--workers', type=int, default=4,
-                        help='gunicorn sync workers')
+                        help='gunicorn workers')
+    parser.add_argument('--server-threads', type=int, default=1,
+                        help='threads per gunicorn worker (1: sync workers)')
     parser.add_argument('--seed', type=int)
     parser.add_argument('--client', type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -502,7 +508,8 @@ def main(argv=None):
     for backend in args.backends.split(','):
         try:
             summary = run(backend, args.seconds, args.clients, args.threads,
-                          args.images, args.workers, args.seed)
+                          args.images, args.workers, args.seed,
+                          server_threads=args.server_threads)
         except unittest.SkipTest as e:
             print('soak %s: skipped: %s' % (backend, e))
             skipped.append(backend)

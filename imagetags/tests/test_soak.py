@@ -15,10 +15,12 @@ SECONDS = float(os.environ.get('IMAGETAGS_TEST_SOAK_SECONDS', 4))
 
 class Soak:
     backend = None
+    server_threads = 1
 
     def test_soak(self):
         lines = []
-        summary = soak.run(self.backend, SECONDS, out=lines.append)
+        summary = soak.run(self.backend, SECONDS, out=lines.append,
+                           server_threads=self.server_threads)
         self.addDetail('soak', content.text_content('\n'.join(lines)))
         self.assertEqual(0, summary['5xx'], 'answers 5xx')
         self.assertEqual(0, summary['no answer'], 'requests without answer')
@@ -32,6 +34,12 @@ class TestSQLite(Soak, testtools.TestCase):
 
 class TestMySQL(Soak, testtools.TestCase):
     backend = 'mysql'
+
+
+class TestMySQLThreaded(Soak, testtools.TestCase):
+    # Threads of one worker share its driver, its kept connection and pool.
+    backend = 'mysql'
+    server_threads = 8
 
 
 class TestPostgreSQL(Soak, testtools.TestCase):

@@ -381,7 +381,7 @@ class Galera(fixtures.Fixture):
         top = self.useFixture(fixtures.TempDir()).path
         if self.user:
             shutil.chown(top, 'mysql', 'mysql')
-        self.procs, self.urls = [], []
+        self.urls = []
         gcomm = [free_port() for _ in range(self.nodes)]
         for n in range(self.nodes):
             datadir = os.path.join(top, 'n%d' % n)
@@ -416,7 +416,6 @@ class Galera(fixtures.Fixture):
                 '--wsrep-sst-receive-address=127.0.0.1:%d' % free_port(),
                 *(['--wsrep-new-cluster'] if n == 0 else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.procs.append(proc)
             self.addCleanup(self._stop, proc)
             url = 'mysql+pymysql://root@127.0.0.1:%d/' % port
             self._wait_synced(url, proc, log, n + 1)

@@ -91,11 +91,11 @@ def owned_tags(client, thread):
 def client(spec):
     """One client process: ``threads`` threads until ``seconds`` are up.
 
-    ``spec``: a dict with ``client`` (its number), ``threads``, ``url``,
-    ``images`` (ids), ``seconds``, ``seed`` and ``out``; ``urls``: the
-    servers, each request to one at random. Says ``ready`` on
-    stdout and starts on ``go`` from stdin, so that every client has started
-    before the clock does. Writes one JSON line per request to ``out``:
+    ``spec``: a dict with ``client`` (its number), ``threads``, ``urls``
+    (the servers: each request goes to one at random), ``images`` (ids),
+    ``seconds``, ``seed`` and ``out``. Says ``ready`` on stdout and starts
+    on ``go`` from stdin, so that every client has started before the clock
+    does. Writes one JSON line per request to ``out``:
     [client, thread, seq, image index, tag, method, status, start, end].
     """
     number, images = spec['client'], spec['images']

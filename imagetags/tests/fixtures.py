@@ -154,12 +154,21 @@ class Database(fixtures.Fixture):
         else:
             self.url, drop = server_url(self.backend, self.create)
             self.addCleanup(drop)
-        self.options = {'imagetags': {'driver': 'sql'},
-                        'database': {'connection': self.url}}
+        self.options = sql_options(self.url)
         if self.schema:
-            engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-            migration.upgrade(engine)
-            engine.dispose()
+            db_sync(self.url)
+
+
+def sql_options(url):
+    """The options of the SQL driver on the database at ``url``."""
+    return {'imagetags': {'driver': 'sql'}, 'database': {'connection': url}}
+
+
+def db_sync(url):
+    """The schema from the migrations, as ``imagetags-manage db sync``."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    migration.upgrade(engine)
+    engine.dispose()
 
 
 class ConfigDir(fixtures.Fixture):
@@ -347,7 +356,8 @@ def image_states(engine, image_ids):
 class Galera(fixtures.Fixture):
     """A MariaDB Galera cluster of ``nodes`` nodes on 127.0.0.1, made for
     the test (the first node bootstraps it, the others join by rsync), with
-    a database of imagetags' schema on it: ``.urls``, one per node. Skips
+    a database of imagetags' schema on it: ``.urls`` and ``.options`` (the
+    SQL driver's), one per node. Skips
     (from the constructor) where MariaDB's server, the Galera library or
     rsync is missing; ``IMAGETAGS_TEST_GALERA_PROVIDER`` names the library.
     """
@@ -420,15 +430,14 @@ class Galera(fixtures.Fixture):
             url = 'mysql+pymysql://root@127.0.0.1:%d/' % port
             self._wait_synced(url, proc, log, n + 1)
             self.urls.append(url)
-        name = 'it_' + uuid.uuid4().hex[:12]
+        # The cluster is the fixture's own: one database, named plainly.
         engine = sa.create_engine(self.urls[0], poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
-            conn.exec_driver_sql('CREATE DATABASE ' + name)
+            conn.exec_driver_sql('CREATE DATABASE imagetags')
         engine.dispose()
-        self.urls = [url + name for url in self.urls]
-        engine = sa.create_engine(self.urls[0], poolclass=sa.pool.NullPool)
-        migration.upgrade(engine)
-        engine.dispose()
+        self.urls = [url + 'imagetags' for url in self.urls]
+        db_sync(self.urls[0])
+        self.options = [sql_options(url) for url in self.urls]
 
     @staticmethod
     def _run(argv):

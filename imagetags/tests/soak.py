@@ -382,10 +382,9 @@ def run(backend, seconds, clients=4, threads=3, images=3, workers=4,
         with tempfile.TemporaryDirectory(prefix='soak-') as workdir, \
                 contextlib.ExitStack() as stack:
             log_files = []
-            nodes = ([{'imagetags': {'driver': 'sql'}, 'database': {
-                'connection': url, 'mysql_wsrep_sync_wait': 1}}
-                for url in database.urls] if backend == 'galera'
-                else [database.options])
+            nodes = ([it_fixtures.merge(options, {'database': {
+                'mysql_wsrep_sync_wait': 1}}) for options in database.options]
+                if backend == 'galera' else [database.options])
             config_dirs = []
             for n, options in enumerate(nodes):
                 log_files.append(os.path.join(workdir, 'imagetags-%d.log' % n))

@@ -33,7 +33,6 @@ from testtools import content
 import webob
 
 from imagetags import db
-from imagetags.db.sql import migration
 from imagetags.tests import fixtures as it_fixtures
 
 BOUND = 10          # seconds any one request may take
@@ -100,9 +99,7 @@ class PrivateServer(fixtures.Fixture):
         with admin.connect() as conn:
             conn.execute(sa.text('CREATE DATABASE imagetags'))
         admin.dispose()
-        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-        migration.upgrade(engine)
-        engine.dispose()
+        it_fixtures.db_sync(self.url)
 
     def _run(self, cmd, what):
         try:

@@ -60,10 +60,9 @@ class GaleraTest(testtools.TestCase):
         if self.cluster is None:
             self.skipTest(self.skip_reason)
         self.drivers = []
-        for url in self.cluster.urls:
-            driver = db.load_driver(self.useFixture(it_fixtures.ConfigDir({
-                'imagetags': {'driver': 'sql'},
-                'database': {'connection': url}})).conf())
+        for options in self.cluster.options:
+            driver = db.load_driver(self.useFixture(
+                it_fixtures.ConfigDir(options)).conf())
             self.addCleanup(driver.engine.dispose)
             self.drivers.append(driver)
 
@@ -117,7 +116,8 @@ class GaleraTest(testtools.TestCase):
     @staticmethod
     def causal_read(driver, sql, image):
         """The rows' first values, read after the node has applied every
-        change committed on the others before (wsrep_sync_wait)."""
+        change committed on the others before (wsrep_sync_wait; unset
+        after, as the connection goes back to the driver's pool)."""
         with driver.engine.connect() as conn:
             conn.exec_driver_sql('SET SESSION wsrep_sync_wait = 1')
             rows = [row[0] for row in conn.execute(sa.text(sql),
